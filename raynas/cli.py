@@ -1,0 +1,236 @@
+"""The ``raynas`` command line: ``run | resume | validate | analyze | spaces | strategies``.
+
+A user mistake (bad config, unknown name, missing folder) prints one clear message per
+problem and exits with code 2, never a Python traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+EPILOG = """examples:
+  raynas run examples/quickstart.yaml
+  raynas run examples/quickstart.yaml --set budget.trials=4 --set train.epochs=1
+  raynas run experiment.yaml --address auto        # on an existing Ray cluster
+  raynas resume runs/quickstart
+  raynas analyze runs/quickstart --top 10 --parquet out/
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="raynas",
+        description="Neural Architecture Search on Ray Tune.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run an experiment from a YAML config",
+        description="Validate CONFIG, run the search on Ray Tune, print the "
+        "experiment folder and the top-5 architectures.",
+    )
+    run.add_argument("config", help="experiment YAML file")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. budget.trials=4 (repeatable; values are YAML)",
+    )
+    run.add_argument("--storage", help="folder holding experiments (default: config storage)")
+    run.add_argument("--name", help="experiment name, i.e. its folder (default: config name)")
+    run.add_argument(
+        "--address",
+        help="Ray cluster address ('auto' for a running cluster); "
+        "default: start Ray on this machine",
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing experiment folder of the same name",
+    )
+    run.add_argument("--quiet", action="store_true", help="print only the final summary")
+
+    res = sub.add_parser(
+        "resume",
+        help="continue an interrupted experiment",
+        description="Continue the experiment in DIR: finished trials are "
+        "kept, unfinished ones continue from their last checkpoint, the "
+        "searcher state is restored.",
+    )
+    res.add_argument("dir", help="experiment folder")
+    res.add_argument("--address", help="Ray cluster address")
+    res.add_argument("--quiet", action="store_true")
+
+    val = sub.add_parser(
+        "validate",
+        help="check a config without running it",
+        description="Validate CONFIG (fields, space, strategy, data, "
+        "resources) and exit 0 if it is good, 2 otherwise.",
+    )
+    val.add_argument("config")
+    val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    ana = sub.add_parser(
+        "analyze",
+        help="summarise an experiment folder",
+        description="Print status counts and the top-k trials of DIR; "
+        "optionally write the tables as Parquet.",
+    )
+    ana.add_argument("dir")
+    ana.add_argument("--top", type=int, default=5, metavar="K")
+    ana.add_argument(
+        "--parquet", metavar="OUT", help="write trials.parquet and curves.parquet into OUT"
+    )
+
+    sub.add_parser(
+        "spaces",
+        help="list the built-in search spaces",
+        description="Name, cardinality and description of every registered space.",
+    )
+    sub.add_parser(
+        "strategies",
+        help="list the search strategies and their arguments",
+        description="Every registered strategy with its arguments and defaults.",
+    )
+    return p
+
+
+def _version() -> str:
+    from raynas import __version__
+
+    return f"raynas {__version__}"
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from raynas.runner import run
+
+    run(
+        args.config,
+        overrides=args.overrides,
+        storage=args.storage,
+        name=args.name,
+        address=args.address,
+        overwrite=args.overwrite,
+        verbose=True,
+    )
+    return EXIT_OK
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from raynas.runner import resume
+
+    resume(args.dir, address=args.address, verbose=True)
+    return EXIT_OK
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from raynas.config import check_experiment, load_config
+
+    exp = load_config(args.config, overrides=args.overrides)
+    check_experiment(exp)
+    print(
+        f"{args.config}: ok (space {exp.space}, strategy {exp.strategy.name}, "
+        f"{exp.budget.trials} trials)"
+    )
+    return EXIT_OK
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from raynas.analysis import load
+
+    result = load(args.dir)
+    counts = result.status_counts()
+    print(f"experiment: {result.path}")
+    print(
+        f"trials: {len(result.trials)} (" + ", ".join(f"{k}={v}" for k, v in counts.items()) + ")"
+    )
+    print(result.format_top(args.top))
+    if args.parquet:
+        for p in result.to_parquet(args.parquet):
+            print(f"wrote {p}")
+    return EXIT_OK
+
+
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    from raynas.registry import SPACES, get_space
+
+    rows = []
+    for entry in SPACES.entries():
+        card = get_space(entry.name).cardinality
+        rows.append(
+            (
+                entry.name,
+                "continuous" if card is None else f"{card:.3g}" if card > 10**9 else f"{card:,}",
+                entry.description,
+            )
+        )
+    _table(("name", "cardinality", "description"), rows)
+    return EXIT_OK
+
+
+def _cmd_strategies(args: argparse.Namespace) -> int:
+    from raynas.registry import STRATEGIES
+    from raynas.strategies import strategy_parameters
+
+    for entry in STRATEGIES.entries():
+        params = strategy_parameters(entry.obj)
+        shown = ", ".join(f"{k}={v!r}" for k, v in params.items() if k not in ("metric", "mode"))
+        print(f"{entry.name:<14} {entry.description}")
+        print(f"{'':<14} args: {shown}")
+    return EXIT_OK
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    for row in (header, *rows):
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+
+
+_COMMANDS = {
+    "run": _cmd_run,
+    "resume": _cmd_resume,
+    "validate": _cmd_validate,
+    "analyze": _cmd_analyze,
+    "spaces": _cmd_spaces,
+    "strategies": _cmd_strategies,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``raynas`` console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_OK
+    from raynas.config import ConfigError
+    from raynas.registry import RegistryError
+    from raynas.space import InvalidArchitecture, SpaceDefinitionError
+
+    try:
+        return _COMMANDS[args.command](args)
+    except ConfigError as err:
+        for line in err.errors:
+            print(f"raynas: error: {line}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (RegistryError, SpaceDefinitionError, InvalidArchitecture, FileNotFoundError) as err:
+        print(f"raynas: error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print("raynas: interrupted; continue with `raynas resume DIR`", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

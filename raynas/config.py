@@ -1,0 +1,395 @@
+"""The experiment schema: one config, YAML or Python, validated before Ray starts.
+
+Every error names the field path, shows the bad value and says the fix::
+
+    train.lr: must be > 0, got -1.0
+
+Example:
+    >>> exp = load_config("examples/quickstart.yaml", overrides=["budget.trials=4"])
+    >>> exp.space, exp.budget.trials
+    ('nb201', 4)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SCHEDULERS = ("fifo", "asha", "hyperband", "median", "pbt_evolution")
+COST_METRICS = ("params", "flops", "latency_ms")
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    "<": operator.lt,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
+_CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|<|>)\s*([-+0-9.eE_]+)\s*$")
+
+
+class ConfigError(ValueError):
+    """A bad experiment config. ``errors`` holds one ``path: message`` line per problem."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Model):
+    """Dataset: a name, a local root for real datasets, the validation split."""
+
+    name: str = "digits"
+    root: str | None = None
+    download: bool = False
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    limit: int | None = Field(None, ge=1)
+    evaluate_test: bool = False
+
+
+class TrainConfig(_Model):
+    """How each child is trained."""
+
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.05, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0.0)
+    warmup_epochs: float = Field(0.0, ge=0.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    grad_clip: float | None = Field(5.0, gt=0.0)
+    amp: bool = True
+    channels_last: bool = True
+    eval_batch_size: int = Field(512, ge=1)
+    latency_repeats: int = Field(10, ge=1)
+
+
+class StrategyConfig(BaseModel):
+    """The search strategy by name; every other key is an argument of the strategy."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "random"
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SchedulerConfig(BaseModel):
+    """A Tune trial scheduler by name; every other key is its argument."""
+
+    model_config = ConfigDict(extra="allow")
+    name: Literal["fifo", "asha", "hyperband", "median", "pbt_evolution"] = "fifo"
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ObjectiveConfig(_Model):
+    """What to optimise and the hard constraints checked before training."""
+
+    metric: str = "val_acc"
+    mode: Literal["max", "min"] = "max"
+    constraints: list[str] = Field(default_factory=list)
+
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _constraints_as_list(cls, v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return [
+                f"{k} {c}" if str(c).lstrip()[:1] in "<>" else f"{k} <= {c}" for k, c in v.items()
+            ]
+        if isinstance(v, str):
+            return [v]
+        return v
+
+    @field_validator("constraints")
+    @classmethod
+    def _check_constraints(cls, v: list[str]) -> list[str]:
+        for c in v:
+            parse_constraint(c)
+        return v
+
+
+class BudgetConfig(_Model):
+    """When the search stops: a number of trials and/or wall time; how many run at once."""
+
+    trials: int = Field(20, ge=1)
+    time_s: float | None = Field(None, gt=0)
+    concurrent: int | None = Field(None, ge=1)
+
+
+class ResourcesConfig(_Model):
+    """Per-trial resources: CPUs and a whole or fractional GPU (0.25 packs four per GPU)."""
+
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+    @field_validator("gpu")
+    @classmethod
+    def _fraction_or_whole(cls, v: float) -> float:
+        if v > 1 and not float(v).is_integer():
+            raise ValueError(f"must be a fraction <= 1 or a whole number, got {v}")
+        return v
+
+
+class CheckpointConfig(_Model):
+    every: int = Field(1, ge=0)
+    keep: int | None = Field(2, ge=1)
+
+
+class FailureConfig(_Model):
+    max_retries: int = Field(0, ge=-1)
+
+
+class Experiment(_Model):
+    """One NAS experiment: what to search, how, how to evaluate, with which resources.
+
+    Example:
+        >>> Experiment(space="nb201", space_args={"C": 8, "N": 1},
+        ...            strategy={"name": "evolution"}, budget={"trials": 20})
+    """
+
+    name: str = "raynas"
+    space: str = "nb201"
+    space_args: dict[str, Any] = Field(default_factory=dict)
+    trainable: str = "classify"
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    seed: int = 0
+    storage: str = "runs"
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    failure: FailureConfig = Field(default_factory=FailureConfig)
+    reuse_actors: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v):
+            raise ValueError(
+                f"must be letters, digits, '.', '_' or '-' (it names a folder), got {v!r}"
+            )
+        return v
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (the YAML form), strategy and scheduler arguments included."""
+        return self.model_dump(mode="json")
+
+
+def parse_constraint(text: str) -> tuple[str, str, float]:
+    """``"params <= 1e6"`` -> ``("params", "<=", 1e6)``; ValueError naming the fix."""
+    m = _CONSTRAINT_RE.match(str(text))
+    if not m:
+        raise ValueError(
+            f"constraint {text!r} must look like 'params <= 1e6' (metric, one of <= < >= >, "
+            "a number)"
+        )
+    metric, op, num = m.groups()
+    if metric not in COST_METRICS:
+        raise ValueError(
+            f"constraint {text!r}: {metric!r} is not a cost metric; use one of {list(COST_METRICS)}"
+        )
+    try:
+        value = float(num)
+    except ValueError:
+        raise ValueError(f"constraint {text!r}: {num!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"constraint {text!r}: the bound must be finite")
+    return metric, op, value
+
+
+def violated_constraints(constraints: Sequence[str], cost: Mapping[str, float]) -> list[str]:
+    """The constraints (as written) that ``cost`` violates."""
+    out = []
+    for c in constraints:
+        metric, op, bound = parse_constraint(c)
+        if not _OPS[op](float(cost[metric]), bound):
+            out.append(c)
+    return out
+
+
+# --- loading ---------------------------------------------------------------------------
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` overrides (values parsed as YAML) to a config mapping."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError([f"--set {item!r}: must be KEY=VALUE, e.g. budget.trials=4"])
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as err:
+            raise ConfigError([f"--set {item!r}: value is not valid YAML: {err}"]) from err
+        parts = key.strip().split(".")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            elif not isinstance(nxt, dict):
+                where = ".".join(parts[: i + 1])
+                raise ConfigError([f"--set {item!r}: {where} is {nxt!r}, not a section"])
+            node = nxt
+        node[parts[-1]] = value
+    return data
+
+
+def _format_pydantic(err: ValidationError) -> list[str]:
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "config"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{path}: unknown field; remove it or check its spelling")
+            continue
+        if e["type"] == "missing":
+            lines.append(f"{path}: is required")
+            continue
+        msg = msg.removeprefix("Value error, ")
+        msg = msg[0].lower() + msg[1:] if msg else msg
+        lines.append(f"{path}: {msg}, got {e.get('input')!r}")
+    return lines
+
+
+def experiment_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Experiment:
+    """Validate a config mapping; relative space files resolve against ``base_dir``."""
+    if not isinstance(data, Mapping):
+        raise ConfigError([f"config: must be a mapping of sections, got {type(data).__name__}"])
+    data = dict(data)
+    space = data.get("space")
+    if base_dir is not None and isinstance(space, str) and space.endswith((".yaml", ".yml")):
+        p = Path(space)
+        if not p.is_absolute() and not p.exists():
+            data["space"] = str(base_dir / p)
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_pydantic(err)) from None
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any] | Experiment, *, overrides: Sequence[str] = ()
+) -> Experiment:
+    """An :class:`Experiment` from a YAML path, a mapping or an Experiment, with overrides.
+
+    Raises:
+        ConfigError: the file is missing or not YAML, or a field is invalid.
+    """
+    base_dir = None
+    if isinstance(source, Experiment):
+        data: Any = source.to_dict()
+    elif isinstance(source, Mapping):
+        data = dict(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError([f"config: file {str(path)!r} does not exist"])
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError([f"config: {str(path)!r} is not valid YAML: {err}"]) from None
+        base_dir = path.parent
+        if not isinstance(data, Mapping):
+            raise ConfigError([f"config: {str(path)!r} must hold a mapping of sections"])
+    if overrides:
+        data = apply_overrides(dict(data), overrides)
+    return experiment_from_dict(data, base_dir=base_dir)
+
+
+# --- semantic checks (registries, files, hardware) --------------------------------------
+EMBEDDED_DATASETS = ("digits", "wine", "breast_cancer")
+
+
+def check_experiment(exp: Experiment, *, address: str | None = None) -> None:
+    """Checks that need the registries, the file system or the hardware; all at once.
+
+    Raises:
+        ConfigError: one line per problem, each naming its field.
+    """
+    from raynas.registry import TRAINABLES, RegistryError, resolve_space
+    from raynas.space import InvalidArchitecture, SpaceDefinitionError
+    from raynas.strategies import StrategyError, get_strategy
+
+    errors: list[str] = []
+    space = None
+    try:
+        space = resolve_space(exp.space, exp.space_args)
+    except RegistryError as err:
+        field = "space_args" if "argument" in str(err) else "space"
+        errors.append(f"{field}: {err}")
+    except (SpaceDefinitionError, InvalidArchitecture, TypeError, ValueError) as err:
+        field = "space" if exp.space.endswith((".yaml", ".yml")) else "space_args"
+        errors.append(f"{field}: {err}")
+
+    trainable = None
+    try:
+        trainable = TRAINABLES.get(exp.trainable)
+    except RegistryError as err:
+        errors.append(f"trainable: {err}")
+    if trainable is not None:
+        metrics = getattr(trainable, "METRICS", ())
+        if metrics and exp.objective.metric not in metrics:
+            errors.append(
+                f"objective.metric: {exp.trainable!r} does not report {exp.objective.metric!r}; "
+                f"it reports {list(metrics)}"
+            )
+        check = getattr(trainable, "check_config", None)
+        if check is not None:
+            errors.extend(check(exp))
+
+    if space is not None:
+        try:
+            get_strategy(exp.strategy.name, space, seed=exp.seed, **exp.strategy.args)
+        except RegistryError as err:
+            field = "strategy" if "unknown" in str(err) else "strategy (argument)"
+            errors.append(f"{field.split()[0]}: {err}")
+        except (StrategyError, TypeError, ValueError) as err:
+            errors.append(f"strategy: {err}")
+
+    data = exp.data
+    if data.name not in EMBEDDED_DATASETS and not data.download:
+        if not data.root:
+            errors.append(
+                f"data.root: dataset {data.name!r} loads from a local folder; set data.root to "
+                "it (or data.download: true)"
+            )
+        elif not Path(data.root).expanduser().is_dir():
+            errors.append(f"data.root: folder {data.root!r} does not exist")
+
+    if exp.resources.gpu > 0 and address is None:
+        try:
+            import torch
+
+            available = torch.cuda.device_count()
+        except Exception:  # torch without CUDA support
+            available = 0
+        if exp.resources.gpu > available:
+            errors.append(
+                f"resources.gpu: {exp.resources.gpu} GPU(s) per trial but this machine has "
+                f"{available}; set resources.gpu: 0 (CPU) or run on a GPU machine/cluster"
+            )
+    if exp.budget.concurrent is not None and exp.budget.concurrent > exp.budget.trials:
+        errors.append(
+            f"budget.concurrent: {exp.budget.concurrent} exceeds budget.trials "
+            f"({exp.budget.trials}); lower it"
+        )
+    if errors:
+        raise ConfigError(errors)

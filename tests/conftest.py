@@ -1,0 +1,47 @@
+"""Shared fixtures: one local Ray runtime per test session, small experiment configs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO / "examples" / "quickstart.yaml"
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One ``ray.init`` shared by every test that needs a Ray runtime."""
+    import ray
+
+    from raynas.runner import _init_ray
+
+    os.environ.setdefault("RAY_ADDRESS", "")
+    _init_ray(None)
+    yield
+    ray.shutdown()
+
+
+def small_experiment(tmp_path: Path, **sections: Any) -> dict[str, Any]:
+    """A fast experiment mapping: nb201 C=4 N=1 on digits, 1 epoch, 2 trials."""
+    exp: dict[str, Any] = {
+        "name": "t",
+        "space": "nb201",
+        "space_args": {"C": 4, "N": 1},
+        "data": {"name": "digits"},
+        "train": {"epochs": 1, "batch_size": 128, "lr": 0.1, "latency_repeats": 2},
+        "strategy": {"name": "random"},
+        "budget": {"trials": 2, "concurrent": 2},
+        "storage": str(tmp_path / "runs"),
+        "seed": 0,
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(exp.get(key), dict):
+            exp[key] = {**exp[key], **value}
+        else:
+            exp[key] = value
+    return exp

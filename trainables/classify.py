@@ -1,0 +1,359 @@
+"""``classify``: the Tune trainable that builds a child network and trains it for classification.
+
+One Tune step is one epoch. The first thing a trial does is measure the child's cost
+(``params``, ``flops``, ``latency_ms`` on its own device) and check the experiment's
+constraints: a violating child is never trained and ends at once with
+``status: constraint_violated``. A child whose loss turns NaN/inf ends with
+``status: diverged``. Every result carries ``status``, the epoch metrics, the cost, and the
+architecture's id and string.
+
+Overhead is designed away: the class trainable supports ``reuse_actors`` (``reset_config``
+rebuilds the child in the same process), datasets are loaded once per worker process and kept
+as tensors on the trial's device, and nothing goes through the object store per trial.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ray import tune
+from torch import nn
+
+from raynas.config import EMBEDDED_DATASETS, violated_constraints
+from raynas.registry import register_trainable, resolve_space
+from trainables.cost import measure_cost
+from trainables.data import batches, load_dataset
+
+#: Every metric this trainable reports (an objective must be one of them).
+METRICS = (
+    "val_acc",
+    "val_loss",
+    "train_acc",
+    "train_loss",
+    "test_acc",
+    "test_loss",
+    "params",
+    "flops",
+    "latency_ms",
+)
+CHECKPOINT_FILE = "state.pt"
+
+_SPACES: dict[str, Any] = {}
+
+
+def space_from_config(config: dict[str, Any]) -> Any:
+    """The trial's space, built once per worker process."""
+    spec = config["space"]
+    key = json.dumps(spec, sort_keys=True, default=str)
+    if key not in _SPACES:
+        _SPACES[key] = resolve_space(spec["name"], spec.get("args") or {})
+    return _SPACES[key]
+
+
+def trial_seed(seed: int, arch_id: str) -> int:
+    """A per-child seed from the experiment seed and the arch id (same seed, same training)."""
+    digest = hashlib.sha256(f"{seed}:{arch_id}".encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+def trial_device(config: dict[str, Any]) -> torch.device:
+    """The GPU Ray assigned to this trial, else the CPU."""
+    if config.get("resources", {}).get("gpu", 0) > 0 and torch.cuda.is_available():
+        import ray
+
+        ids = ray.get_gpu_ids()
+        if ids:
+            # Ray sets CUDA_VISIBLE_DEVICES to the assigned GPUs: index 0 is ours.
+            return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+def build_child(
+    space: Any, arch: dict[str, Any], input_shape: tuple[int, ...], num_classes: int
+) -> nn.Module:
+    """The child network for ``arch``: images give ``in_channels``, vectors ``in_features``."""
+    if len(input_shape) == 1:
+        return space.build(arch, num_classes=num_classes, in_features=input_shape[0])
+    return space.build(arch, num_classes=num_classes, in_channels=input_shape[0])
+
+
+def _lr_lambda(total_steps: int, warmup_steps: int):  # type: ignore[no-untyped-def]
+    def f(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return f
+
+
+class ClassifyTrainable(tune.Trainable):
+    """Train ``config["arch"]`` of ``config["space"]`` on ``config["data"]``, one epoch a step.
+
+    The config is what :mod:`raynas.runner` builds from an :class:`~raynas.config.Experiment`:
+    ``arch``, ``space {name, args}``, ``data {...}``, ``train {...}``, ``constraints``,
+    ``resources``, ``seed``.
+    """
+
+    METRICS = METRICS
+
+    # --- Tune API -------------------------------------------------------------------
+    def setup(self, config: dict[str, Any]) -> None:
+        logging.getLogger("ray").setLevel(logging.WARNING)
+        self._init_child(config)
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        self._init_child(new_config)
+        return True
+
+    def step(self) -> dict[str, Any]:
+        base = {**self.cost, "status": "ok", "arch_id": self.arch_id, "arch_str": self.arch_str}
+        if self.violations:
+            return {
+                **base,
+                "status": "constraint_violated",
+                "epoch": 0,
+                "violations": "; ".join(self.violations),
+                "done": True,
+            }
+        start = time.perf_counter()
+        train_loss, train_acc = self._train_epoch()
+        self.epoch += 1
+        lr = self.optimizer.param_groups[0]["lr"]
+        if not math.isfinite(train_loss):
+            return {
+                **base,
+                "status": "diverged",
+                "epoch": self.epoch,
+                "train_loss": train_loss,
+                "lr": lr,
+                "done": True,
+            }
+        val_loss, val_acc = self._evaluate(self.data.val_x, self.data.val_y)
+        done = self.epoch >= self.train_cfg["epochs"]
+        result = {
+            **base,
+            "epoch": self.epoch,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "lr": lr,
+            "epoch_time_s": time.perf_counter() - start,
+            "done": done,
+        }
+        if not math.isfinite(val_loss):
+            result.update(status="diverged", done=True)
+        elif (
+            done
+            and self.config["data"].get("evaluate_test")
+            and self.data.test_x is not None
+            and self.data.test_y is not None
+        ):
+            result["test_loss"], result["test_acc"] = self._evaluate(
+                self.data.test_x, self.data.test_y
+            )
+        return result
+
+    def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any] | None:
+        state = {
+            "arch": self.arch,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+        }
+        torch.save(state, Path(checkpoint_dir) / CHECKPOINT_FILE)
+        (Path(checkpoint_dir) / "arch.json").write_text(json.dumps(self.arch, sort_keys=True))
+        return None
+
+    def load_checkpoint(self, checkpoint: str | dict[str, Any] | None) -> None:
+        if not isinstance(checkpoint, str):
+            return
+        state = torch.load(
+            Path(checkpoint) / CHECKPOINT_FILE, map_location=self.device, weights_only=False
+        )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.generator.set_state(
+            state["generator"].to(self.generator.device)
+            if self.device.type != "cpu"
+            else state["generator"]
+        )
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.epoch = int(state["epoch"])
+
+    # --- internals --------------------------------------------------------------------
+    def _init_child(self, config: dict[str, Any]) -> None:
+        self.config = config
+        threads = max(1, int(config.get("resources", {}).get("cpu", 1)))
+        torch.set_num_threads(threads)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        self.space = space_from_config(config)
+        self.arch = self.space.canonical(config["arch"])
+        self.arch_id = self.space.arch_id(self.arch)
+        self.arch_str = self.space.to_string(self.arch)
+        self.device = trial_device(config)
+        self.train_cfg: dict[str, Any] = dict(config["train"])
+        data_cfg = config["data"]
+        self.data = load_dataset(
+            data_cfg["name"],
+            root=data_cfg.get("root"),
+            download=bool(data_cfg.get("download", False)),
+            val_fraction=float(data_cfg.get("val_fraction", 0.2)),
+            seed=int(config.get("data_seed", 0)),
+            device=self.device,
+            limit=data_cfg.get("limit"),
+        )
+        seed = trial_seed(int(config.get("seed", 0)), self.arch_id)
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        model = build_child(
+            self.space, self.arch, tuple(self.data.input_shape), self.data.num_classes
+        )
+        self.model = model.to(self.device)
+        cuda = self.device.type == "cuda"
+        self.channels_last = (
+            cuda
+            and bool(self.train_cfg.get("channels_last", True))
+            and len(self.data.input_shape) == 3
+        )
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.cost = measure_cost(
+            self.model,
+            tuple(self.data.input_shape),
+            device=self.device,
+            latency_repeats=int(self.train_cfg.get("latency_repeats", 10)),
+        ).as_dict()
+        self.violations = violated_constraints(config.get("constraints", []), self.cost)
+        self.amp = cuda and bool(self.train_cfg.get("amp", True))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.optimizer = self._make_optimizer()
+        steps = self._steps_per_epoch() * int(self.train_cfg["epochs"])
+        warmup = int(float(self.train_cfg.get("warmup_epochs", 0)) * self._steps_per_epoch())
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _lr_lambda(steps, warmup)
+        )
+        self.criterion = nn.CrossEntropyLoss(
+            label_smoothing=float(self.train_cfg.get("label_smoothing", 0.0))
+        )
+        self.epoch = 0
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.train_cfg
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if cfg.get("optimizer", "sgd") == "adamw":
+            return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        return torch.optim.SGD(
+            params,
+            lr=cfg["lr"],
+            momentum=cfg.get("momentum", 0.9),
+            weight_decay=cfg.get("weight_decay", 0.0),
+            nesterov=bool(cfg.get("nesterov", True)) and cfg.get("momentum", 0.9) > 0,
+        )
+
+    def _steps_per_epoch(self) -> int:
+        n = int(self.data.train_x.shape[0])
+        return max(1, math.ceil(n / int(self.train_cfg["batch_size"])))
+
+    def _batches(
+        self, x: torch.Tensor, y: torch.Tensor, train: bool
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        size = int(
+            self.train_cfg["batch_size"] if train else self.train_cfg.get("eval_batch_size", 512)
+        )
+        for xb, yb in batches(
+            x,
+            y,
+            batch_size=size,
+            shuffle=train,
+            generator=self.generator if train else None,
+            augment=self.data.augment if train else "none",
+        ):
+            if self.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            yield xb, yb
+
+    def _forward(self, xb: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device.type, enabled=self.amp):
+            return self.model(xb)
+
+    def _train_epoch(self) -> tuple[float, float]:
+        self.model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        clip = self.train_cfg.get("grad_clip")
+        for xb, yb in self._batches(self.data.train_x, self.data.train_y, train=True):
+            self.optimizer.zero_grad(set_to_none=True)
+            logits = self._forward(xb)
+            loss = self.criterion(logits.float(), yb)
+            aux = getattr(self.model, "aux_logits", None)
+            if aux is not None:
+                loss = loss + 0.4 * self.criterion(aux.float(), yb)
+            if not torch.isfinite(loss):
+                return float("nan"), 0.0
+            self.scaler.scale(loss).backward()
+            if clip:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            total_loss += float(loss.detach()) * yb.shape[0]
+            correct += int((logits.argmax(1) == yb).sum())
+            seen += int(yb.shape[0])
+        return total_loss / max(seen, 1), correct / max(seen, 1)
+
+    @torch.no_grad()
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        self.model.eval()
+        total_loss, correct = 0.0, 0
+        for xb, yb in self._batches(x, y, train=False):
+            logits = self._forward(xb).float()
+            total_loss += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
+            correct += int((logits.argmax(1) == yb).sum())
+        n = max(int(y.shape[0]), 1)
+        return total_loss / n, correct / n
+
+    # --- config checks (before Ray starts) ------------------------------------------
+    @staticmethod
+    def check_config(exp: Any) -> list[str]:
+        """Trainable-specific checks of an Experiment; returns ``path: message`` lines."""
+        from trainables.data import DATASETS
+
+        errors = []
+        if exp.data.name not in DATASETS:
+            errors.append(f"data.name: unknown dataset {exp.data.name!r}; known: {list(DATASETS)}")
+        tabular = exp.data.name in ("wine", "breast_cancer")
+        if tabular and exp.space != "mlp" and exp.data.name in EMBEDDED_DATASETS:
+            errors.append(
+                f"space: dataset {exp.data.name!r} is tabular; use space: mlp (image spaces "
+                "need images)"
+            )
+        if not tabular and exp.space == "mlp" and exp.data.name in DATASETS:
+            pass  # an MLP on flattened images is legitimate
+        return errors
+
+
+register_trainable("classify", description="train a child network for classification")(
+    ClassifyTrainable
+)
