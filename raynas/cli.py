@@ -1,4 +1,5 @@
-"""The ``raynas`` command line: ``run | resume | validate | analyze | spaces | strategies``.
+"""The ``raynas`` command line: ``run | resume | validate | spaces | strategies`` and the
+subcommands of :data:`CLI_EXTENSIONS` (``analyze``, ...).
 
 A user mistake (bad config, unknown name, missing folder) prints one clear message per
 problem and exits with code 2, never a Python traceback.
@@ -7,11 +8,17 @@ problem and exits with code 2, never a Python traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+#: Modules that add subcommands: each has ``register_cli(subparsers)``, which adds its
+#: parsers with ``set_defaults(func=handler)``; ``handler(args) -> int`` is the exit code.
+#: Their module-level imports stay light (no torch, no Ray) so ``--help`` is fast.
+CLI_EXTENSIONS: tuple[str, ...] = ("raynas.analysis_cli",)
 
 EPILOG = """examples:
   raynas run examples/quickstart.yaml
@@ -81,18 +88,6 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("config")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
-    ana = sub.add_parser(
-        "analyze",
-        help="summarise an experiment folder",
-        description="Print status counts and the top-k trials of DIR; "
-        "optionally write the tables as Parquet.",
-    )
-    ana.add_argument("dir")
-    ana.add_argument("--top", type=int, default=5, metavar="K")
-    ana.add_argument(
-        "--parquet", metavar="OUT", help="write trials.parquet and curves.parquet into OUT"
-    )
-
     sub.add_parser(
         "spaces",
         help="list the built-in search spaces",
@@ -103,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
         help="list the search strategies and their arguments",
         description="Every registered strategy with its arguments and defaults.",
     )
+    for module in CLI_EXTENSIONS:
+        importlib.import_module(module).register_cli(sub)
     return p
 
 
@@ -146,22 +143,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_analyze(args: argparse.Namespace) -> int:
-    from raynas.analysis import load
-
-    result = load(args.dir)
-    counts = result.status_counts()
-    print(f"experiment: {result.path}")
-    print(
-        f"trials: {len(result.trials)} (" + ", ".join(f"{k}={v}" for k, v in counts.items()) + ")"
-    )
-    print(result.format_top(args.top))
-    if args.parquet:
-        for p in result.to_parquet(args.parquet):
-            print(f"wrote {p}")
-    return EXIT_OK
-
-
 def _cmd_spaces(args: argparse.Namespace) -> int:
     from raynas.registry import SPACES, get_space
 
@@ -201,7 +182,6 @@ _COMMANDS = {
     "run": _cmd_run,
     "resume": _cmd_resume,
     "validate": _cmd_validate,
-    "analyze": _cmd_analyze,
     "spaces": _cmd_spaces,
     "strategies": _cmd_strategies,
 }
@@ -219,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from raynas.space import InvalidArchitecture, SpaceDefinitionError
 
     try:
-        return _COMMANDS[args.command](args)
+        handler = getattr(args, "func", None) or _COMMANDS[args.command]
+        return int(handler(args))
     except ConfigError as err:
         for line in err.errors:
             print(f"raynas: error: {line}", file=sys.stderr)

@@ -98,12 +98,31 @@ class SchedulerConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+class ExtraObjective(_Model):
+    """A further objective of a multi-objective search."""
+
+    metric: str
+    mode: Literal["max", "min"] = "min"
+
+
 class ObjectiveConfig(_Model):
-    """What to optimise and the hard constraints checked before training."""
+    """What to optimise and the hard constraints checked before training.
+
+    ``also`` lists further objectives: a Pareto strategy (``moea``) uses them all; with
+    ``scalarize`` (``{metric: weight}``) the trainable reports
+    ``objective = sum(weight * value)`` over the metrics named there (signs are yours:
+    a negative weight penalises), and ``metric: objective`` optimises that.
+    """
 
     metric: str = "val_acc"
     mode: Literal["max", "min"] = "max"
     constraints: list[str] = Field(default_factory=list)
+    also: list[ExtraObjective] = Field(default_factory=list)
+    scalarize: dict[str, float] | None = None
+
+    def objectives(self) -> list[tuple[str, str]]:
+        """``[(metric, mode), ...]``: the primary objective first, then ``also``."""
+        return [(self.metric, self.mode), *((o.metric, o.mode) for o in self.also)]
 
     @field_validator("constraints", mode="before")
     @classmethod
@@ -167,6 +186,7 @@ class Experiment(_Model):
     space: str = "nb201"
     space_args: dict[str, Any] = Field(default_factory=dict)
     trainable: str = "classify"
+    trainable_args: dict[str, Any] = Field(default_factory=dict)
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
@@ -345,8 +365,26 @@ def check_experiment(exp: Experiment, *, address: str | None = None) -> None:
     except RegistryError as err:
         errors.append(f"trainable: {err}")
     if trainable is not None:
-        metrics = getattr(trainable, "METRICS", ())
-        if metrics and exp.objective.metric not in metrics:
+        metrics = (*getattr(trainable, "METRICS", ()), "objective")
+        if exp.objective.scalarize:
+            for m in exp.objective.scalarize:
+                if m not in metrics:
+                    errors.append(
+                        f"objective.scalarize.{m}: {exp.trainable!r} does not report {m!r}; "
+                        f"it reports {list(metrics[:-1])}"
+                    )
+        elif exp.objective.metric == "objective":
+            errors.append(
+                "objective.metric: 'objective' is the scalarised metric; set "
+                "objective.scalarize: {metric: weight, ...} to define it"
+            )
+        for extra in exp.objective.also:
+            if len(metrics) > 1 and extra.metric not in metrics:
+                errors.append(
+                    f"objective.also: {exp.trainable!r} does not report {extra.metric!r}; "
+                    f"it reports {list(metrics[:-1])}"
+                )
+        if len(metrics) > 1 and exp.objective.metric not in metrics:
             errors.append(
                 f"objective.metric: {exp.trainable!r} does not report {exp.objective.metric!r}; "
                 f"it reports {list(metrics)}"

@@ -50,6 +50,8 @@ def param_space(exp: Experiment) -> dict[str, Any]:
         "data": exp.data.model_dump(mode="json"),
         "train": exp.train.model_dump(mode="json"),
         "constraints": list(exp.objective.constraints),
+        "objective": exp.objective.model_dump(mode="json"),
+        "trainable_args": dict(exp.trainable_args),
         "resources": exp.resources.model_dump(mode="json"),
         "seed": exp.seed,
         "data_seed": exp.seed,
@@ -58,17 +60,20 @@ def param_space(exp: Experiment) -> dict[str, Any]:
 
 def make_searcher(exp: Experiment) -> Any:
     """The experiment's strategy as a Tune searcher."""
-    from raynas.registry import resolve_space
-    from raynas.strategies import get_strategy
+    from raynas.registry import STRATEGIES, resolve_space
+    from raynas.strategies import get_strategy, strategy_parameters
 
     space = resolve_space(exp.space, exp.space_args)
+    args = dict(exp.strategy.args)
+    if "objectives" in strategy_parameters(STRATEGIES.get(exp.strategy.name)):
+        args.setdefault("objectives", exp.objective.objectives())
     return get_strategy(
         exp.strategy.name,
         space,
         metric=exp.objective.metric,
         mode=exp.objective.mode,
         seed=exp.seed,
-        **exp.strategy.args,
+        **args,
     )
 
 

@@ -152,6 +152,9 @@ class ClassifyTrainable(tune.Trainable):
             "epoch_time_s": time.perf_counter() - start,
             "done": done,
         }
+        scalarize = (self.config.get("objective") or {}).get("scalarize")
+        if scalarize:
+            result["objective"] = sum(float(w) * float(result[m]) for m, w in scalarize.items())
         if not math.isfinite(val_loss):
             result.update(status="diverged", done=True)
         elif (
