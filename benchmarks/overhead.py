@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SPACE_ARGS = {"C": 4, "N": 1}
 
-PLAIN_TUNE = r'''
+PLAIN_TUNE = r"""
 import json, sys, time
 import ray
 from ray import tune
@@ -75,7 +75,7 @@ tuner = tune.Tuner(
 )
 grid = tuner.fit()
 print("PLAIN_OK", len(grid), sum(1 for r in grid if r.error is None))
-'''
+"""
 
 
 def timed(cmd: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess]:
@@ -91,16 +91,35 @@ def main() -> None:
     args = parser.parse_args()
     exe = Path(sys.executable).parent / "raynas"
     with tempfile.TemporaryDirectory() as tmp:
-        raynas_s, proc = timed([
-            str(exe), "run", str(REPO / "examples" / "quickstart.yaml"),
-            "--storage", tmp, "--name", "overhead", "--quiet",
-            "--set", f"budget.trials={args.trials}",
-            "--set", f"budget.concurrent={args.concurrent}",
-            "--set", "train.epochs=1", "--set", "train.batch_size=128",
-            "--set", f"space_args={json.dumps(SPACE_ARGS)}",
-            "--set", "checkpoint.every=0", "--set", "train.latency_repeats=2",
-            "--set", "objective.constraints=[]",
-        ], REPO)
+        raynas_s, proc = timed(
+            [
+                str(exe),
+                "run",
+                str(REPO / "examples" / "quickstart.yaml"),
+                "--storage",
+                tmp,
+                "--name",
+                "overhead",
+                "--quiet",
+                "--set",
+                f"budget.trials={args.trials}",
+                "--set",
+                f"budget.concurrent={args.concurrent}",
+                "--set",
+                "train.epochs=1",
+                "--set",
+                "train.batch_size=128",
+                "--set",
+                f"space_args={json.dumps(SPACE_ARGS)}",
+                "--set",
+                "checkpoint.every=0",
+                "--set",
+                "train.latency_repeats=2",
+                "--set",
+                "objective.constraints=[]",
+            ],
+            REPO,
+        )
         if proc.returncode != 0:
             sys.exit(f"raynas run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
         sys.path.insert(0, str(REPO))
@@ -119,9 +138,17 @@ def main() -> None:
     print(f"raynas run        : {raynas_s:7.1f} s ({raynas_s / args.trials:.2f} s/trial)")
     print(f"plain Tune default: {plain_s:7.1f} s ({plain_s / args.trials:.2f} s/trial)")
     print(f"ratio raynas/plain: {ratio:.2f} (target <= 1.0)")
-    print(json.dumps({"benchmark": "overhead", "trials": args.trials,
-                      "raynas_s": round(raynas_s, 1), "plain_tune_s": round(plain_s, 1),
-                      "ratio": round(ratio, 3)}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "overhead",
+                "trials": args.trials,
+                "raynas_s": round(raynas_s, 1),
+                "plain_tune_s": round(plain_s, 1),
+                "ratio": round(ratio, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

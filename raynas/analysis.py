@@ -224,7 +224,12 @@ def _status(last: Mapping[str, Any], errored: bool, finished: bool, max_epochs: 
     reported = last.get("status")
     if reported in ("constraint_violated", "diverged"):
         return str(reported)
-    if last.get("done") or (max_epochs is not None and last.get("epoch", 0) >= max_epochs):
+    # Tune marks the last result of a scheduler-stopped trial done=True too: when the
+    # planned epochs are known, only reaching them counts as completed.
+    if max_epochs is not None:
+        if last.get("epoch", 0) >= max_epochs:
+            return "completed"
+    elif last.get("done"):
         return "completed"
     if errored:
         return "error"

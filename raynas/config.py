@@ -402,6 +402,20 @@ def check_experiment(exp: Experiment, *, address: str | None = None) -> None:
         except (StrategyError, TypeError, ValueError) as err:
             errors.append(f"strategy: {err}")
 
+    try:
+        from raynas.schedulers import build_scheduler
+
+        build_scheduler(exp)
+    except ConfigError as err:
+        errors.extend(err.errors)
+    except (TypeError, ValueError) as err:
+        errors.append(f"scheduler: {err}")
+    if exp.scheduler.name == "pbt_evolution" and exp.checkpoint.every < 1:
+        errors.append(
+            "checkpoint.every: pbt_evolution clones trials through checkpoints; set it to 1 "
+            "(or another interval >= 1)"
+        )
+
     data = exp.data
     if data.name not in EMBEDDED_DATASETS and not data.download:
         if not data.root:

@@ -33,6 +33,7 @@ from raynas.config import EMBEDDED_DATASETS, violated_constraints
 from raynas.registry import register_trainable, resolve_space
 from trainables.cost import measure_cost
 from trainables.data import batches, load_dataset
+from trainables.inherit import inherit_weights
 
 #: Every metric this trainable reports (an objective must be one of them).
 METRICS = (
@@ -117,7 +118,13 @@ class ClassifyTrainable(tune.Trainable):
         return True
 
     def step(self) -> dict[str, Any]:
-        base = {**self.cost, "status": "ok", "arch_id": self.arch_id, "arch_str": self.arch_str}
+        base = {
+            **self.cost,
+            **self.lineage,
+            "status": "ok",
+            "arch_id": self.arch_id,
+            "arch_str": self.arch_str,
+        }
         if self.violations:
             return {
                 **base,
@@ -171,6 +178,7 @@ class ClassifyTrainable(tune.Trainable):
     def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any] | None:
         state = {
             "arch": self.arch,
+            "trial_id": self.trial_id,
             "epoch": self.epoch,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -190,19 +198,53 @@ class ClassifyTrainable(tune.Trainable):
         state = torch.load(
             Path(checkpoint) / CHECKPOINT_FILE, map_location=self.device, weights_only=False
         )
+        if self.space.arch_id(state["arch"]) != self.arch_id:
+            self._inherit_from(state)
+            return
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        self.generator.set_state(
-            state["generator"].to(self.generator.device)
-            if self.device.type != "cpu"
-            else state["generator"]
-        )
-        torch.set_rng_state(state["torch_rng"])
+        gen_state = state["generator"]
+        self.generator.set_state(gen_state.cpu() if self.device.type == "cpu" else gen_state)
+        torch.set_rng_state(state["torch_rng"].cpu())
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.epoch = int(state["epoch"])
+        self._retune_lr()
+
+    def _inherit_from(self, state: dict[str, Any]) -> None:
+        """A parent of another architecture (PBT-evolution): inherit what fits, train on."""
+        report = inherit_weights(self.model, state["model"])
+        self.epoch = int(state["epoch"])
+        # The fresh optimizer continues the parent's learning-rate schedule where it was.
+        self.scheduler.last_epoch = self.epoch * self._steps_per_epoch()
+        self._set_lr(float(self.train_cfg["lr"]))
+        lineage = self.config.get("lineage") or {}
+        self.lineage.update(
+            {
+                "parent": state.get("trial_id"),
+                "parent_arch": self.space.to_string(state["arch"]),
+                "mutation": lineage.get("mutation", "architecture changed"),
+                "lineage_step": self.epoch,
+                "inherited_tensors": report.tensors,
+                "inherited_params": report.params,
+                "inherited_fraction": report.fraction,
+            }
+        )
+
+    def _retune_lr(self) -> None:
+        """After a restore, apply this config's lr (PBT may have perturbed it)."""
+        lr = float(self.train_cfg["lr"])
+        if self.scheduler.base_lrs != [lr] * len(self.scheduler.base_lrs):
+            self._set_lr(lr)
+
+    def _set_lr(self, lr: float) -> None:
+        self.scheduler.base_lrs = [lr for _ in self.scheduler.base_lrs]
+        factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = lr
+            group["lr"] = lr * factor
 
     # --- internals --------------------------------------------------------------------
     def _init_child(self, config: dict[str, Any]) -> None:
@@ -261,6 +303,7 @@ class ClassifyTrainable(tune.Trainable):
             label_smoothing=float(self.train_cfg.get("label_smoothing", 0.0))
         )
         self.epoch = 0
+        self.lineage: dict[str, Any] = {}
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.train_cfg

@@ -13,6 +13,13 @@ The base owns the rest: trial-to-arch bookkeeping, no duplicate trials in discre
 drawn), ``FINISHED`` when the space is exhausted, metric and mode, a per-instance seeded RNG,
 and ``save``/``restore`` of the complete state, RNGs included, so a restored searcher proposes
 exactly what an uninterrupted one would.
+
+Fidelity: a trial that a scheduler (ASHA, HyperBand, median) stopped before the full number
+of epochs reports a score at a lower fidelity. It was stopped because peers beat it *at that
+fidelity*, so it is observed as censored: its score is capped at the worst score of any
+fully trained child seen so far (it never outranks a full-budget result), and ``result``
+carries ``fidelity`` (epochs trained) and ``censored: True``. A trial whose architecture a
+scheduler changed (PBT-evolution) is observed under the architecture it ended with.
 """
 
 from __future__ import annotations
@@ -99,6 +106,8 @@ class NASSearcher(Searcher):
         self.seen: set[str] = set()
         self.history: list[tuple[Arch, float | None]] = []
         self.last_results: dict[str, dict[str, Any]] = {}
+        self.max_fidelity: int | None = None
+        self.full_scores: list[float] = []
 
     # --- the strategy API -----------------------------------------------------------
     def propose(self) -> Arch | None:
@@ -155,6 +164,10 @@ class NASSearcher(Searcher):
             if mode not in ("max", "min"):
                 raise StrategyError(f"mode must be 'max' or 'min', got {mode!r}")
             self._mode = mode
+        train = config.get("train") if isinstance(config, dict) else None
+        epochs = train.get("epochs") if isinstance(train, dict) else None
+        if isinstance(epochs, int) and epochs > 0:
+            self.max_fidelity = epochs
         return True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
@@ -191,11 +204,30 @@ class NASSearcher(Searcher):
             return
         if result is None:
             result = last
+        final_arch = (result.get("config") or {}).get("arch") if result else None
+        if final_arch is not None and self.space.is_valid(final_arch):
+            arch = self.space.canonical(final_arch)  # a scheduler may have mutated it (PBT)
         score = result_score(result, self.metric or "", self.mode or "max", error=error)
         if self.metric is None:
             score = None
+        if score is not None and result is not None:
+            score, result = self._fidelity_adjusted(score, result)
         self.history.append((arch, score))
         self.observe(arch, score, result)
+
+    def _fidelity_adjusted(
+        self, score: float, result: Mapping[str, Any]
+    ) -> tuple[float, dict[str, Any]]:
+        """Cap an early-stopped (lower-fidelity) score below every full-fidelity score."""
+        epoch = result.get("epoch")
+        if self.max_fidelity is None or not isinstance(epoch, int | float):
+            return score, dict(result)
+        if epoch >= self.max_fidelity:
+            self.full_scores.append(score)
+            return score, dict(result)
+        if self.full_scores:
+            score = min(score, min(self.full_scores))
+        return score, {**result, "fidelity": epoch, "censored": True}
 
     # --- state ------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
