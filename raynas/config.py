@@ -183,6 +183,7 @@ class Experiment(_Model):
     """
 
     name: str = "raynas"
+    plugins: list[str] = Field(default_factory=list)
     space: str = "nb201"
     space_args: dict[str, Any] = Field(default_factory=dict)
     trainable: str = "classify"
@@ -344,10 +345,14 @@ def check_experiment(exp: Experiment, *, address: str | None = None) -> None:
     Raises:
         ConfigError: one line per problem, each naming its field.
     """
-    from raynas.registry import TRAINABLES, RegistryError, resolve_space
+    from raynas.registry import TRAINABLES, RegistryError, load_plugins, resolve_space
     from raynas.space import InvalidArchitecture, SpaceDefinitionError
     from raynas.strategies import StrategyError, get_strategy
 
+    try:
+        load_plugins(exp.plugins)
+    except RegistryError as err:
+        raise ConfigError([f"plugins: {err}"]) from None
     errors: list[str] = []
     space = None
     try:
@@ -410,6 +415,12 @@ def check_experiment(exp: Experiment, *, address: str | None = None) -> None:
         errors.extend(err.errors)
     except (TypeError, ValueError) as err:
         errors.append(f"scheduler: {err}")
+    if exp.scheduler.name == "pbt_evolution" and exp.strategy.name != "random":
+        errors.append(
+            f"strategy.name: pbt_evolution evolves its own population (Tune's PBT takes no "
+            f"searcher); the initial population is random, so use 'random', not "
+            f"{exp.strategy.name!r}"
+        )
     if exp.scheduler.name == "pbt_evolution" and exp.checkpoint.every < 1:
         errors.append(
             "checkpoint.every: pbt_evolution clones trials through checkpoints; set it to 1 "

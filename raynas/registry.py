@@ -50,6 +50,8 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
 
     def register(self, name: str, obj: T, *, description: str = "") -> T:
+        # Built-ins first, so a user's name clash is reported here, at its own call.
+        load_builtins()
         if not isinstance(name, str) or not name:
             raise RegistryError(f"a {self.kind} name must be a non-empty string, got {name!r}")
         if name in self._entries:
@@ -106,6 +108,23 @@ def load_builtins() -> None:
     _loaded = True
     for pkg in BUILTIN_PACKAGES:
         importlib.import_module(pkg)
+
+
+def load_plugins(modules: list[str] | tuple[str, ...]) -> None:
+    """Import user modules that register spaces, strategies or trainables (``plugins:``).
+
+    Raises:
+        RegistryError: a module cannot be imported (the message names it and the fix).
+    """
+    load_builtins()
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise RegistryError(
+                f"plugin module {module!r} cannot be imported ({err}); make it importable "
+                "(installed, or on PYTHONPATH on every node)"
+            ) from err
 
 
 def call_with_kwargs(

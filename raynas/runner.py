@@ -36,8 +36,48 @@ _ENV = {
 
 
 def experiment_dir(exp: Experiment, *, storage: str | None = None, name: str | None = None) -> Path:
-    """The folder an experiment writes: ``<storage>/<name>``."""
-    return Path(storage or exp.storage).expanduser().resolve() / (name or exp.name)
+    """The local folder an experiment writes: ``<storage>/<name>`` (``file://`` URIs too).
+
+    Raises:
+        ConfigError: ``storage`` is a remote URI (use :func:`experiment_uri`).
+    """
+    uri = experiment_uri(exp, storage=storage, name=name)
+    local = _local_path(uri)
+    if local is None:
+        raise ConfigError([f"storage: {uri!r} is not on this machine's file system"])
+    return local
+
+
+def experiment_uri(exp: Experiment, *, storage: str | None = None, name: str | None = None) -> str:
+    """Where the experiment lives: a local absolute path, or ``scheme://.../<name>``."""
+    root = storage or exp.storage
+    if "://" in root:
+        return root.rstrip("/") + "/" + (name or exp.name)
+    return str(Path(root).expanduser().resolve() / (name or exp.name))
+
+
+def _local_path(uri: str) -> Path | None:
+    """The local folder of a path or ``file://`` URI; None for a remote file system."""
+    if "://" not in uri:
+        return Path(uri)
+    if uri.startswith("file://"):
+        return Path(uri[len("file://") :]).expanduser().resolve()
+    return None
+
+
+def _remote_fs(uri: str) -> tuple[Any, str]:
+    """pyarrow's file system and path for a remote URI; ConfigError naming storage if not."""
+    from pyarrow import fs
+
+    try:
+        return fs.FileSystem.from_uri(uri)
+    except Exception as err:  # pyarrow raises several types for bad or unsupported URIs
+        raise ConfigError(
+            [
+                f"storage: {uri!r} is not a file system pyarrow can open ({err}); use a local "
+                "path, file://, or a URI of an installed pyarrow file system (s3://, gs://, ...)"
+            ]
+        ) from None
 
 
 def param_space(exp: Experiment) -> dict[str, Any]:
@@ -47,6 +87,7 @@ def param_space(exp: Experiment) -> dict[str, Any]:
         space = str(Path(space).expanduser().resolve())
     return {
         "space": {"name": space, "args": exp.space_args},
+        "plugins": list(exp.plugins),
         "data": exp.data.model_dump(mode="json"),
         "train": exp.train.model_dump(mode="json"),
         "constraints": list(exp.objective.constraints),
@@ -112,15 +153,16 @@ def _init_ray(address: str | None) -> None:
     ray.init(**kwargs)
 
 
-def _tune_objects(exp: Experiment, path: Path, verbose: bool) -> dict[str, Any]:
+def _tune_objects(exp: Experiment, uri: str, verbose: bool) -> dict[str, Any]:
     from ray import tune
 
     from raynas.progress import TrialPrinter
 
+    root, _, name = uri.rstrip("/").rpartition("/")
     return {
         "run_config": tune.RunConfig(
-            name=path.name,
-            storage_path=str(path.parent),
+            name=name,
+            storage_path=root,
             verbose=0,
             callbacks=[TrialPrinter(exp, enabled=verbose)],
             failure_config=tune.FailureConfig(max_failures=exp.failure.max_retries),
@@ -133,14 +175,25 @@ def _tune_objects(exp: Experiment, path: Path, verbose: bool) -> dict[str, Any]:
     }
 
 
-def build_tuner(exp: Experiment, path: Path, *, verbose: bool = True) -> Any:
-    """A ``tune.Tuner`` for ``exp`` writing to ``path`` (Ray must be initialised)."""
+def build_tuner(exp: Experiment, uri: str | Path, *, verbose: bool = True) -> Any:
+    """A ``tune.Tuner`` for ``exp`` writing to ``uri`` (Ray must be initialised)."""
     from ray import tune
+    from ray.tune.search import BasicVariantGenerator
 
+    space = param_space(exp)
+    if exp.scheduler.name == "pbt_evolution":
+        # Tune's PBT refuses searchers: the initial population is sampled from the space's
+        # Tune form by a seeded variant generator, and PBT evolves it from there.
+        from raynas.registry import resolve_space
+
+        space["arch"] = resolve_space(exp.space, exp.space_args).to_tune()
+        search_alg: Any = BasicVariantGenerator(random_state=exp.seed)
+    else:
+        search_alg = make_searcher(exp)
     tune_config = tune.TuneConfig(
         metric=exp.objective.metric,
         mode=exp.objective.mode,
-        search_alg=make_searcher(exp),
+        search_alg=search_alg,
         scheduler=make_scheduler(exp),
         num_samples=exp.budget.trials,
         time_budget_s=exp.budget.time_s,
@@ -149,9 +202,9 @@ def build_tuner(exp: Experiment, path: Path, *, verbose: bool = True) -> Any:
     )
     return tune.Tuner(
         _trainable(exp),
-        param_space=param_space(exp),
+        param_space=space,
         tune_config=tune_config,
-        **_tune_objects(exp, path, verbose),
+        **_tune_objects(exp, str(uri), verbose),
     )
 
 
@@ -163,8 +216,11 @@ def prepare(
     name: str | None = None,
     address: str | None = None,
     overwrite: bool = False,
-) -> tuple[Experiment, Path]:
-    """Validate everything and pick the experiment folder; nothing is written yet.
+) -> tuple[Experiment, str]:
+    """Validate everything and locate the experiment folder; nothing is written yet.
+
+    Returns:
+        The experiment and its location (a local path or a URI).
 
     Raises:
         ConfigError: a bad field (named), or an existing experiment folder without overwrite.
@@ -175,15 +231,45 @@ def prepare(
     if storage is not None:
         exp = load_config(exp, overrides=[f"storage={storage}"])
     check_experiment(exp, address=address)
-    path = experiment_dir(exp)
-    if path.exists() and any(path.iterdir()) and not overwrite:
+    uri = experiment_uri(exp)
+    if _exists_non_empty(uri) and not overwrite:
         raise ConfigError(
             [
-                f"name: experiment folder {str(path)!r} already exists; continue it with "
-                f"`raynas resume {path}`, pick another --name, or pass --overwrite to replace it"
+                f"name: experiment folder {uri!r} already exists; continue it with "
+                f"`raynas resume {uri}`, pick another --name, or pass --overwrite to replace it"
             ]
         )
-    return exp, path
+    return exp, uri
+
+
+def _exists_non_empty(uri: str) -> bool:
+    local = _local_path(uri)
+    if local is not None:
+        return local.exists() and any(local.iterdir())
+    from pyarrow import fs
+
+    filesystem, path = _remote_fs(uri)
+    info = filesystem.get_file_info(path)
+    if info.type == fs.FileType.NotFound:
+        return False
+    return bool(filesystem.get_file_info(fs.FileSelector(path, allow_not_found=True)))
+
+
+def _write_config(exp: Experiment, uri: str, overwrite: bool) -> None:
+    text = yaml.safe_dump(exp.to_dict(), sort_keys=False)
+    local = _local_path(uri)
+    if local is not None:
+        if local.exists() and overwrite:
+            shutil.rmtree(local)
+        local.mkdir(parents=True, exist_ok=True)
+        (local / CONFIG_FILE).write_text(text)
+        return
+    filesystem, path = _remote_fs(uri)
+    if overwrite:
+        filesystem.delete_dir_contents(path, missing_dir_ok=True)
+    filesystem.create_dir(path, recursive=True)
+    with filesystem.open_output_stream(f"{path}/{CONFIG_FILE}") as f:
+        f.write(text.encode())
 
 
 def run(
@@ -201,16 +287,21 @@ def run(
     Args:
         config: An :class:`Experiment`, a mapping, or a YAML path.
         overrides: ``a.b=value`` strings applied on top of the config.
-        storage: Folder (or URI) holding experiments; overrides ``config.storage``.
+        storage: Folder or pyarrow file-system URI (``file://``, ``s3://``...) holding
+            experiments; overrides ``config.storage``.
         name: Experiment name (its folder); overrides ``config.name``.
         address: Ray cluster address (``auto`` for an existing cluster); None: local Ray.
         overwrite: Replace an existing experiment folder of the same name.
         verbose: Print a line per finished trial and the top-5 table.
 
+    Returns:
+        The analysis of the experiment folder; None when the storage is remote (analyse a
+        local copy with ``raynas.load``).
+
     Raises:
         ConfigError: the config is invalid (nothing was started or written).
     """
-    exp, path = prepare(
+    exp, uri = prepare(
         config,
         overrides=overrides,
         storage=storage,
@@ -218,49 +309,59 @@ def run(
         address=address,
         overwrite=overwrite,
     )
-    if path.exists() and overwrite:
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / CONFIG_FILE).write_text(yaml.safe_dump(exp.to_dict(), sort_keys=False))
+    _write_config(exp, uri, overwrite)
     _init_ray(address)
     start = time.perf_counter()
-    tuner = build_tuner(exp, path, verbose=verbose)
+    tuner = build_tuner(exp, uri, verbose=verbose)
     tuner.fit()
-    return _finish(exp, path, time.perf_counter() - start, verbose)
+    return _finish(exp, uri, time.perf_counter() - start, verbose)
 
 
 def resume(path: str | Path, *, address: str | None = None, verbose: bool = True) -> Any:
     """Continue an interrupted experiment: finished trials kept, searcher state restored."""
     from ray import tune
 
-    path = Path(path).expanduser().resolve()
-    cfg = path / CONFIG_FILE
-    if not cfg.is_file():
-        raise ConfigError([f"path: {str(path)!r} is not a raynas experiment (no {CONFIG_FILE})"])
-    exp = load_config(cfg)
+    uri = str(path)
+    local = _local_path(uri)
+    if local is not None:
+        local = local.expanduser().resolve()
+        uri = str(local)
+        cfg = local / CONFIG_FILE
+        if not cfg.is_file():
+            raise ConfigError([f"path: {uri!r} is not a raynas experiment (no {CONFIG_FILE})"])
+        exp = load_config(cfg)
+    else:
+        filesystem, rpath = _remote_fs(uri)
+        with filesystem.open_input_stream(f"{rpath}/{CONFIG_FILE}") as f:
+            exp = load_config(yaml.safe_load(f.read().decode()))
     _init_ray(address)
     start = time.perf_counter()
-    if not tune.Tuner.can_restore(str(path)):
+    if not tune.Tuner.can_restore(uri):
         raise ConfigError(
             [
-                f"path: {str(path)!r} holds no Tune experiment state yet; start it again with "
+                f"path: {uri!r} holds no Tune experiment state yet; start it again with "
                 "`raynas run ... --overwrite`"
             ]
         )
     tuner = tune.Tuner.restore(
-        str(path),
+        uri,
         trainable=_trainable(exp),
         resume_unfinished=True,
         resume_errored=True,
         param_space=param_space(exp),
     )
     tuner.fit()
-    return _finish(exp, path, time.perf_counter() - start, verbose)
+    return _finish(exp, uri, time.perf_counter() - start, verbose)
 
 
-def _finish(exp: Experiment, path: Path, wall_s: float, verbose: bool) -> Any:
+def _finish(exp: Experiment, uri: str, wall_s: float, verbose: bool) -> Any:
     from raynas.analysis import load
 
+    path = _local_path(uri)
+    if path is None:
+        if verbose:
+            sys.stdout.write(f"\nexperiment folder: {uri}\nwall time: {wall_s:.1f} s\n")
+        return None
     result = load(path)
     if verbose:
         out = sys.stdout

@@ -20,7 +20,10 @@ def ray_session() -> Iterator[None]:
 
     from raynas.runner import _init_ray
 
-    os.environ.setdefault("RAY_ADDRESS", "")
+    # Ray workers inherit the driver's environment: let them import test plugins
+    # (``plugins: [tests.faulty]``) from the repository.
+    paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     _init_ray(None)
     yield
     ray.shutdown()

@@ -21,15 +21,24 @@ def raynas_cli(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.C
     exe = VENV_BIN / "raynas"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "raynas.cli"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [*cmd, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 @pytest.mark.slow
 def test_quickstart_through_the_cli(tmp_path: Path) -> None:
     proc = raynas_cli(
-        "run", str(QUICKSTART), "--set", "budget.trials=4", "--set", "train.epochs=1",
-        "--storage", str(tmp_path), "--name", "e2e",
+        "run",
+        str(QUICKSTART),
+        "--set",
+        "budget.trials=4",
+        "--set",
+        "train.epochs=1",
+        "--storage",
+        str(tmp_path),
+        "--name",
+        "e2e",
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     folder = tmp_path / "e2e"
@@ -62,9 +71,15 @@ def test_quickstart_through_the_cli(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_python_api_run_and_load(tmp_path: Path, ray_session: None) -> None:
-    exp = small_experiment(tmp_path, budget={"trials": 3, "concurrent": 2},
-                           objective={"constraints": ["params <= 20000"]})
+    exp = small_experiment(
+        tmp_path,
+        budget={"trials": 3, "concurrent": 2},
+        objective={"constraints": ["params <= 20000"]},
+        storage=f"file://{tmp_path}/uri-runs",
+    )
     result = raynas.run(exp, verbose=False)
+    assert result.path == tmp_path / "uri-runs" / "t"
+    assert (result.path / "raynas_experiment.yaml").is_file()
     assert len(result.trials) == 3
     statuses = set(result.trials["status"])
     assert statuses <= {"completed", "constraint_violated"}
@@ -101,8 +116,9 @@ def test_readme_main_command_runs_the_quickstart(tmp_path: Path) -> None:
     assert job == ".venv/bin/raynas run examples/quickstart.yaml"
     shutil.copytree(REPO / "examples", tmp_path / "examples")
     (tmp_path / ".venv").symlink_to(VENV_BIN.parent)
-    proc = subprocess.run(job, shell=True, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(
+        job, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = raynas.load(tmp_path / "runs" / "quickstart")
     assert len(result.trials) == 20

@@ -30,7 +30,7 @@ from ray import tune
 from torch import nn
 
 from raynas.config import EMBEDDED_DATASETS, violated_constraints
-from raynas.registry import register_trainable, resolve_space
+from raynas.registry import load_plugins, register_trainable, resolve_space
 from trainables.cost import measure_cost
 from trainables.data import batches, load_dataset
 from trainables.inherit import inherit_weights
@@ -56,6 +56,8 @@ def space_from_config(config: dict[str, Any]) -> Any:
     """The trial's space, built once per worker process."""
     spec = config["space"]
     key = json.dumps(spec, sort_keys=True, default=str)
+    if config.get("plugins"):
+        load_plugins(config["plugins"])
     if key not in _SPACES:
         _SPACES[key] = resolve_space(spec["name"], spec.get("args") or {})
     return _SPACES[key]
@@ -77,6 +79,18 @@ def trial_device(config: dict[str, Any]) -> torch.device:
             # Ray sets CUDA_VISIBLE_DEVICES to the assigned GPUs: index 0 is ours.
             return torch.device("cuda", 0)
     return torch.device("cpu")
+
+
+def _placement() -> dict[str, Any]:
+    """Where this trial runs: Ray node id and the GPU ids Ray assigned (logical on CPU)."""
+    import ray
+
+    if not ray.is_initialized():
+        return {}
+    return {
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+    }
 
 
 def build_child(
@@ -121,6 +135,7 @@ class ClassifyTrainable(tune.Trainable):
         base = {
             **self.cost,
             **self.lineage,
+            **self.placement,
             "status": "ok",
             "arch_id": self.arch_id,
             "arch_str": self.arch_str,
@@ -134,7 +149,10 @@ class ClassifyTrainable(tune.Trainable):
                 "done": True,
             }
         start = time.perf_counter()
-        train_loss, train_acc = self._train_epoch()
+        try:
+            train_loss, train_acc = self._train_epoch()
+        except (MemoryError, torch.OutOfMemoryError) as err:
+            return self._out_of_memory(base, err)
         self.epoch += 1
         lr = self.optimizer.param_groups[0]["lr"]
         if not math.isfinite(train_loss):
@@ -174,6 +192,14 @@ class ClassifyTrainable(tune.Trainable):
                 self.data.test_x, self.data.test_y
             )
         return result
+
+    def _out_of_memory(self, base: dict[str, Any], err: BaseException) -> dict[str, Any]:
+        """End this trial cleanly: free what it holds, report ``status: oom``."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        message = f"{type(err).__name__}: {err}".strip()
+        return {**base, "status": "oom", "epoch": self.epoch, "error": message, "done": True}
 
     def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any] | None:
         state = {
@@ -257,6 +283,7 @@ class ClassifyTrainable(tune.Trainable):
         self.arch_id = self.space.arch_id(self.arch)
         self.arch_str = self.space.to_string(self.arch)
         self.device = trial_device(config)
+        self.placement = _placement()
         self.train_cfg: dict[str, Any] = dict(config["train"])
         data_cfg = config["data"]
         self.data = load_dataset(

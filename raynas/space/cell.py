@@ -26,6 +26,7 @@ import numpy as np
 from raynas.space.errors import SpaceDefinitionError
 from raynas.space.primitives import (
     Choice,
+    Const,
     DecisionPoint,
     DictNode,
     Gene,
@@ -97,7 +98,8 @@ class Cell(Node):
             return DictNode({e: Choice(self.ops) for e in self.edge_names()})
         fields: dict[str, Any] = {}
         for j in self.node_ids:
-            pairs = [list(c) for c in itertools.combinations(range(j), self.inputs_per_node)]
+            # Constants, so a bad pair is reported as a whole ("[2, 2] is not one of ...").
+            pairs = [Const(list(c)) for c in itertools.combinations(range(j), self.inputs_per_node)]
             fields[f"node_{j}"] = DictNode(
                 {
                     "inputs": Choice(pairs),

@@ -124,6 +124,11 @@ class Float(Node):
     def __init__(
         self, low: float, high: float, *, log: bool = False, step: float | None = None
     ) -> None:
+        for name, v in (("low", low), ("high", high), ("step", step)):
+            if v is None and name == "step":
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float | np.number):
+                raise SpaceDefinitionError(f"Float {name} must be a number, got {v!r}")
         _check_bounds("Float", float(low), float(high))
         if log and low <= 0:
             raise SpaceDefinitionError(f"Float(log=True) needs low > 0, got {low=}")

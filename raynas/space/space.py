@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -173,7 +174,13 @@ class Space:
 
     def decode(self, genome: Any) -> Arch:
         """The architecture of a genome (inverse of :meth:`encode`)."""
-        values = [float(g) for g in genome]
+        try:
+            values = [float(g) for g in genome]
+        except (TypeError, ValueError) as err:
+            raise InvalidArchitecture("genome", f"genes must be numbers: {err}") from None
+        bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+        if bad:
+            raise InvalidArchitecture("genome", f"genes {bad} are not finite numbers")
         if len(values) != len(self.genes):
             raise InvalidArchitecture(
                 "genome", f"must have {len(self.genes)} genes for {self.name}, got {len(values)}"

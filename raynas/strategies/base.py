@@ -37,7 +37,7 @@ from ray.tune.search import Searcher
 from raynas.space import Arch, Space
 
 #: Result statuses that mean "no usable objective value".
-FAILED_STATUSES = frozenset({"constraint_violated", "diverged", "error"})
+FAILED_STATUSES = frozenset({"constraint_violated", "diverged", "error", "oom"})
 MAX_REPROPOSE = 50
 ENUMERATE_UNSEEN_LIMIT = 200_000
 

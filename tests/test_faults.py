@@ -1,0 +1,74 @@
+"""Trial faults end their own trial with a clear status; the search goes on, told of each."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+import raynas
+from tests.conftest import small_experiment
+
+
+@pytest.mark.slow
+def test_raise_diverge_and_oom_each_end_their_own_trial(tmp_path: Path, ray_session: None) -> None:
+    exp = small_experiment(
+        tmp_path,
+        name="faults",
+        plugins=["tests.faulty"],
+        space="faulty",
+        strategy={"name": "grid"},
+        budget={"trials": 4, "concurrent": 2},
+        objective={"constraints": []},
+        train={"grad_clip": None},
+    )
+    exp["space_args"] = {}
+    result = raynas.run(exp, verbose=False)
+    by_behaviour = {row["arch.behaviour"]: row for _, row in result.trials.iterrows()}
+    assert set(by_behaviour) == {"ok", "raise", "nan", "oom"}
+    assert by_behaviour["ok"]["status"] == "completed"
+    assert by_behaviour["raise"]["status"] == "error"
+    assert "deliberate failure" in by_behaviour["raise"]["error"]
+    assert by_behaviour["nan"]["status"] == "diverged"
+    assert by_behaviour["oom"]["status"] == "oom"
+
+    state_files = sorted(result.path.glob("searcher-state-*.pkl"))
+    assert state_files, "Tune saved no searcher state"
+    with open(state_files[-1], "rb") as f:
+        blob = pickle.load(f)
+    state = blob if isinstance(blob, dict) and "history" in blob else None
+    if state is None:  # Tune wraps the searcher's own state in its search-generator state
+        state = _find_history(blob)
+    scores = {arch["behaviour"]: score for arch, score in state["history"]}
+    assert set(scores) == {"ok", "raise", "nan", "oom"}, "the searcher must be told of every trial"
+    assert scores["ok"] is not None
+    assert scores["raise"] is None and scores["nan"] is None and scores["oom"] is None
+
+
+def _find_history(obj: object, depth: int = 0) -> dict:
+    if isinstance(obj, dict):
+        if "history" in obj:
+            return obj
+        for v in obj.values():
+            found = _find_history(v, depth + 1)
+            if found:
+                return found
+    if hasattr(obj, "__dict__") and depth < 5:
+        return _find_history(vars(obj), depth + 1)
+    return {}
+
+
+def test_unknown_plugin_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from raynas.cli import main
+
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(small_experiment(tmp_path, plugins=["no_such_module_xyz"])))
+    assert main(["validate", str(path)]) == 2
+    assert "plugins: plugin module 'no_such_module_xyz' cannot be imported" in (
+        capsys.readouterr().err
+    )
