@@ -148,8 +148,10 @@ def _init_ray(address: str | None) -> None:
         # Workers inherit these: quiet Ray/Tune INFO chatter (checkpoint notices).
         "runtime_env": {"env_vars": {"RAY_LOG_LEVEL": "WARNING", **_ENV}},
     }
-    if address:
-        kwargs["address"] = address
+    # No address: the cluster of a `ray job submit` (RAY_ADDRESS), else a fresh embedded
+    # Ray, never a cluster that happens to be running on this machine (which a bare
+    # ray.init() would attach to).
+    kwargs["address"] = address or os.environ.get("RAY_ADDRESS") or "local"
     ray.init(**kwargs)
 
 

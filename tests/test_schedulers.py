@@ -107,7 +107,7 @@ def test_pbt_evolution_mutates_and_inherits(tmp_path: Path, ray_session: None) -
         train={"epochs": 6, "lr": 0.05},
         budget={"trials": 4, "concurrent": 4},
         scheduler={"name": "pbt_evolution", "perturbation_interval": 1, "quantile_fraction": 0.5},
-        checkpoint={"every": 1, "keep": 2},
+        checkpoint={"every": 1, "keep": 4},
     )
     result = raynas.run(exp, verbose=False)
     curves = []

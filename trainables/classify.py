@@ -273,7 +273,16 @@ class ClassifyTrainable(tune.Trainable):
             group["lr"] = lr * factor
 
     # --- internals --------------------------------------------------------------------
+    def _release_child(self) -> None:
+        """Drop the previous child (reused actor) and give its GPU memory back."""
+        for attr in ("model", "optimizer", "scheduler", "scaler"):
+            if hasattr(self, attr):
+                delattr(self, attr)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
     def _init_child(self, config: dict[str, Any]) -> None:
+        self._release_child()
         self.config = config
         threads = max(1, int(config.get("resources", {}).get("cpu", 1)))
         torch.set_num_threads(threads)
