@@ -673,11 +673,6 @@ def test_darts_duplicate_inputs_are_named() -> None:
     )
 
 
-@pytest.mark.xfail(
-    reason="Choice.index_of reports the error with the longest path; on a tie it takes the "
-    "first option's, even when the value's type tag selects another option",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("make", "arch", "prefix"),
     [
@@ -708,11 +703,6 @@ def test_choice_error_comes_from_the_matching_branch(
     assert str(info.value).startswith(prefix), str(info.value)
 
 
-@pytest.mark.xfail(
-    reason="Choice options that overlap (a value valid in two options) are counted twice by "
-    "cardinality and listed twice by enumerate(); Choice only checks constants are distinct",
-    strict=True,
-)
 def test_overlapping_choice_options_are_refused_or_counted_once() -> None:
     try:
         space = Space({"c": Choice([{"k": Int(1, 3)}, {"k": Int(2, 4)}])})

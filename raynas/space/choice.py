@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from raynas.space.containers import as_node
+from raynas.space.containers import DictNode, as_node
 from raynas.space.errors import InvalidArchitecture, SpaceDefinitionError
-from raynas.space.nodes import Const, DecisionPoint, Gene, Node, PathKey, _plain, _same_const
+from raynas.space.nodes import (
+    Const,
+    DecisionPoint,
+    Gene,
+    Node,
+    PathKey,
+    _plain,
+    _same_const,
+    child_path,
+)
+
+#: Options up to this many members are checked for overlap when the choice is declared.
+_OVERLAP_CHECK_LIMIT = 10_000
 
 
 class Choice(Node):
     """Pick one of several options; an option may itself be a sub-space (conditions nest).
+
+    Sub-space options should be told apart by a *tag*: a key every option has, with a
+    different constant in each (``{"type": "conv", ...}`` / ``{"type": "pool", ...}``);
+    validation then blames the field inside the tagged option. Small discrete options that
+    share a member are refused (a member must belong to one option).
 
     Args:
         options: Non-empty list of constants and/or sub-spaces.
@@ -35,6 +53,42 @@ class Choice(Node):
         for i, a in enumerate(consts):
             if any(_same_const(a, b) for b in consts[i + 1 :]):
                 raise SpaceDefinitionError(f"Choice options must be distinct, {a!r} repeats")
+        self.tag_key, self.tag_values = self._find_tag()
+        if self.tag_key is None:
+            self._refuse_overlaps()
+
+    def _find_tag(self) -> tuple[str | None, list[Any]]:
+        """A key every sub-space option (all dicts) holds as a distinct constant, if any."""
+        subspaces = [o for o in self.options if not isinstance(o, Const)]
+        if len(subspaces) < 2 or not all(isinstance(o, DictNode) for o in subspaces):
+            return None, []
+        fields = [dict(o.children) for o in subspaces]  # type: ignore[attr-defined]
+        for key in fields[0]:
+            nodes = [f.get(key) for f in fields]
+            if all(isinstance(n, Const) for n in nodes):
+                values = [n.value for n in nodes]  # type: ignore[union-attr]
+                if all(
+                    not _same_const(a, b) for i, a in enumerate(values) for b in values[i + 1 :]
+                ):
+                    return str(key), values
+        return None, []
+
+    def _refuse_overlaps(self) -> None:
+        """Two small discrete sub-space options must not share a member."""
+        seen: dict[str, int] = {}
+        for i, opt in enumerate(self.options):
+            card = opt.cardinality
+            if isinstance(opt, Const) or card is None or card > _OVERLAP_CHECK_LIMIT:
+                continue
+            for member in opt.enumerate():
+                key = json.dumps(opt.canonical(member), sort_keys=True, default=str)
+                if key in seen and seen[key] != i:
+                    raise SpaceDefinitionError(
+                        f"Choice options {seen[key]} and {i} both contain {member!r}; make "
+                        "them disjoint, e.g. with a tag key ({'type': 'a', ...} / "
+                        "{'type': 'b', ...})"
+                    )
+                seen[key] = i
 
     @property
     def all_const(self) -> bool:
@@ -45,6 +99,16 @@ class Choice(Node):
 
     def index_of(self, value: Any, path: str = "arch") -> int:
         """Index of the option ``value`` belongs to; raises InvalidArchitecture if none."""
+        if self.tag_key is not None and isinstance(value, Mapping) and self.tag_key in value:
+            tag = value[self.tag_key]
+            subspaces = [i for i, o in enumerate(self.options) if not isinstance(o, Const)]
+            for i, known in zip(subspaces, self.tag_values):
+                if _same_const(tag, known):
+                    self.options[i].validate(value, path)
+                    return i
+            raise InvalidArchitecture(
+                child_path(path, self.tag_key), f"{tag!r} is not one of {self.tag_values!r}"
+            )
         errors: list[InvalidArchitecture] = []
         for i, opt in enumerate(self.options):
             if isinstance(opt, Const):
