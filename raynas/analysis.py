@@ -1,13 +1,25 @@
-"""Experiment folder -> pandas: one row per trial, learning curves in long form, top-k.
+"""Experiment folder -> pandas: one row per trial, learning curves in long form, top-k, Pareto.
 
 Reads only files (no Ray, no GPU), so it works while an experiment runs and after a crash:
 each trial folder Tune writes holds ``params.json`` (the trial's config, ``arch`` included),
-``result.json`` (one JSON line per reported result) and ``error.txt`` when the trial failed.
+``result.json`` (one JSON line per reported result), ``error.txt`` when the trial failed and
+``checkpoint_*/``; ``experiment_state-*.json`` holds Tune's status of every trial and
+``raynas_experiment.yaml`` the experiment config. Missing or half-written files are skipped.
+
+A trial's ``status`` is one of :data:`STATUSES`: ``completed`` (trained ``train.epochs``
+epochs), ``early_stopped`` (a scheduler ended it sooner), ``error`` (``error.txt`` and no
+retry finished it), ``diverged`` / ``constraint_violated`` / ``oom`` (the trainable's own
+verdict) or ``running`` (not done and the experiment is not over, or the driver was killed).
+
+The tables have a stable schema (:data:`TRIAL_COLUMNS`, :data:`CURVE_COLUMNS`, fixed names,
+order and dtypes, present even with zero trials), followed by any further metrics a trainable
+reports (sorted, float) and, in ``trials``, the ``arch.*`` columns.
 
 Example:
     >>> result = raynas.load("runs/quickstart")
     >>> result.trials[["arch", "val_acc", "params"]].head()
     >>> result.top(5)
+    >>> result.pareto({"val_acc": "max", "params": "min"})
 """
 
 from __future__ import annotations
@@ -18,24 +30,80 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
 CONFIG_FILE = "raynas_experiment.yaml"
-STATUSES = ("completed", "early_stopped", "error", "diverged", "constraint_violated", "running")
-_CURVE_KEYS = (
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "test_loss",
-    "test_acc",
-    "lr",
-    "time_this_iter_s",
-    "time_total_s",
-    "epoch_time_s",
+STATUSES = (
+    "completed",
+    "early_stopped",
+    "error",
+    "diverged",
+    "constraint_violated",
+    "oom",
+    "running",
 )
+#: Statuses whose metrics are usable for ranking (``running``: the latest result so far).
+OK_STATUSES = ("completed", "early_stopped", "running")
+SCHEMA_VERSION = "1"
+_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "test_acc", "test_loss")
+#: Fixed columns of :attr:`ExperimentResult.trials`, in order, with their pandas dtypes.
+TRIAL_COLUMNS: dict[str, str] = {
+    "trial_id": "string",
+    "trial_index": "Int64",
+    "status": "string",
+    "arch_id": "string",
+    "arch": "string",
+    "epochs": "Int64",
+    **{m: "float64" for m in _METRICS},
+    **{f"best_{m}": "float64" for m in _METRICS},
+    "best_epoch": "Int64",
+    "lr": "float64",
+    "params": "Int64",
+    "flops": "Int64",
+    "latency_ms": "float64",
+    "wall_time_s": "float64",
+    "start_time": "float64",
+    "end_time": "float64",
+    "parent": "string",
+    "parent_arch": "string",
+    "mutation": "string",
+    "lineage": "string",
+    "error": "string",
+    "violations": "string",
+    "trial_dir": "string",
+}
+#: Fixed columns of :attr:`ExperimentResult.curves` (one row per trial and epoch).
+CURVE_COLUMNS: dict[str, str] = {
+    "trial_id": "string",
+    "epoch": "Int64",
+    "status": "string",
+    **{m: "float64" for m in _METRICS},
+    "lr": "float64",
+    "epoch_time_s": "float64",
+    "time_this_iter_s": "float64",
+    "time_total_s": "float64",
+    "timestamp": "float64",
+}
+#: Result keys that are bookkeeping, not metrics (Tune's and raynas's).
+_NOT_METRICS = frozenset(
+    {
+        "done", "training_iteration", "trial_id", "date", "pid", "hostname", "node_ip",
+        "config", "time_since_restore", "iterations_since_restore", "experiment_tag",
+        "checkpoint_dir_name", "should_checkpoint", "arch_id", "arch_str", "fidelity",
+        "censored", "mutation", "inherited", "experiment_id", "episodes_total",
+        "timesteps_total", "timesteps_since_restore", "warmup_time",
+    }
+)  # fmt: skip
+#: Result keys the trials table holds under another name (epochs, end_time, wall_time_s).
+_RENAMED = frozenset({"epoch", "timestamp", "time_total_s", "time_this_iter_s", "epoch_time_s"})
+_MIN_HINTS = ("loss", "error", "params", "flops", "latency", "time", "mem")
+
+
+def metric_mode(metric: str) -> str:
+    """A guess at ``max``/``min`` for a metric name (losses, costs and times: ``min``)."""
+    return "min" if any(h in metric for h in _MIN_HINTS) else "max"
 
 
 def flatten_arch(arch: Any, prefix: str = "arch") -> dict[str, Any]:
@@ -53,19 +121,58 @@ def flatten_arch(arch: Any, prefix: str = "arch") -> dict[str, Any]:
     return out
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _read_results(path: Path) -> list[dict[str, Any]]:
+    """Every complete JSON line of ``result.json`` (a half-written last line is dropped)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
     rows: list[dict[str, Any]] = []
-    if not path.is_file():
-        return rows
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line:
-            continue
+    for line in text.splitlines():
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a half-written last line after a crash
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
     return rows
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _tune_state(path: Path) -> tuple[dict[str, dict[str, Any]], bool]:
+    """``{trial_id: {status, logdir, start_time, config}}`` from Tune's newest state file,
+    and whether the experiment is over (every trial TERMINATED or ERROR)."""
+    out: dict[str, dict[str, Any]] = {}
+    states = sorted(path.glob("experiment_state-*.json"), key=lambda p: p.name)
+    data = _read_json(states[-1]) if states else None
+    for item in (data or {}).get("trial_data", []) if isinstance(data, dict) else []:
+        try:  # each item: [trial JSON, runtime JSON (start_time, ...)]
+            items = item if isinstance(item, list) else [item]
+            parts = [json.loads(p) if isinstance(p, str) else p for p in items]
+        except (ValueError, TypeError):
+            continue
+        trial, runtime = (*parts, {}, {})[:2]
+        if isinstance(trial, dict) and trial.get("trial_id"):
+            out[str(trial["trial_id"])] = {
+                "status": trial.get("status"),
+                "logdir": trial.get("relative_logdir"),
+                "config": trial.get("config"),
+                "start_time": (runtime or {}).get("start_time"),
+            }
+    finished = bool(out) and all(t["status"] in ("TERMINATED", "ERROR") for t in out.values())
+    return out, finished
 
 
 class ExperimentResult:
@@ -73,117 +180,232 @@ class ExperimentResult:
 
     Attributes:
         path: The experiment folder.
-        config: The experiment config (dict) when raynas wrote one.
-        trials: One row per trial (see module docstring).
-        curves: Long form: ``trial_id, epoch`` and every per-epoch metric.
+        config: The experiment config (dict) when raynas wrote one, else ``{}``.
+        metric: The objective metric (default ``val_acc``); ``mode`` its direction.
+        objectives: ``[(metric, mode), ...]``: the objective and ``objective.also``.
+        finished: Whether Tune recorded every trial as ended.
+        trials: One row per trial (columns: :data:`TRIAL_COLUMNS`, extra metrics, ``arch.*``).
+        curves: Long form, one row per trial and epoch (:data:`CURVE_COLUMNS`, extra metrics).
+
+    Raises:
+        FileNotFoundError: ``path`` is not a folder.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser().resolve()
         if not self.path.is_dir():
-            raise FileNotFoundError(f"experiment folder {str(self.path)!r} does not exist")
-        cfg = self.path / CONFIG_FILE
-        self.config: dict[str, Any] = yaml.safe_load(cfg.read_text()) if cfg.is_file() else {}
-        objective = self.config.get("objective", {})
+            raise FileNotFoundError(
+                f"experiment folder {str(self.path)!r} does not exist; pass the folder that "
+                "`raynas run` printed (<storage>/<name>)"
+            )
+        try:
+            cfg = yaml.safe_load((self.path / CONFIG_FILE).read_text())
+        except (OSError, yaml.YAMLError):
+            cfg = None
+        self.config: dict[str, Any] = cfg if isinstance(cfg, dict) else {}
+        objective = self.config.get("objective") or {}
         self.metric: str = objective.get("metric", "val_acc")
         self.mode: str = objective.get("mode", "max")
-        self.max_epochs: int | None = self.config.get("train", {}).get("epochs")
+        self.objectives: list[tuple[str, str]] = [(self.metric, self.mode)] + [
+            (o["metric"], o.get("mode", "min")) for o in objective.get("also") or []
+        ]
+        self.max_epochs: int | None = (self.config.get("train") or {}).get("epochs")
+        self.finished = False
         self.trials, self.curves = self._load()
 
-    def _trial_dirs(self) -> list[Path]:
-        return sorted(p.parent for p in self.path.glob("*/params.json"))
-
+    # --- reading ----------------------------------------------------------------------
     def _load(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        state, self.finished = _tune_state(self.path)
+        by_logdir = {s["logdir"]: tid for tid, s in state.items() if s["logdir"]}
+        dirs = {p.parent for n in ("params.json", "result.json", "error.txt")
+                for p in self.path.glob(f"*/{n}")}  # fmt: skip
         rows, curve_rows = [], []
-        finished = _experiment_finished(self.path)
-        for tdir in self._trial_dirs():
-            params = json.loads((tdir / "params.json").read_text())
+        for tdir in sorted(dirs):
             results = _read_results(tdir / "result.json")
             last = results[-1] if results else {}
-            trial_id = last.get("trial_id") or "_".join(tdir.name.split("_")[1:3])
-            error_file = tdir / "error.txt"
-            status = _status(last, error_file.is_file(), finished, self.max_epochs)
-            row: dict[str, Any] = {
-                "trial_id": trial_id,
-                "status": status,
-                "arch_id": last.get("arch_id"),
-                "arch": last.get("arch_str"),
-                "epochs": last.get("epoch", 0),
-                "wall_time_s": last.get("time_total_s"),
-                "params": last.get("params"),
-                "flops": last.get("flops"),
-                "latency_ms": last.get("latency_ms"),
-                "error": error_file.read_text().strip().splitlines()[-1]
-                if error_file.is_file() and error_file.read_text().strip()
-                else None,
-                "trial_dir": str(tdir),
-            }
-            for key in ("val_acc", "val_loss", "train_acc", "train_loss", "test_acc", "test_loss"):
-                if key in last:
-                    row[key] = last[key]
-            values = [
-                float(r[self.metric])
-                for r in results
-                if isinstance(r.get(self.metric), int | float) and math.isfinite(r[self.metric])
-            ]
-            if values:
-                row[f"best_{self.metric}"] = max(values) if self.mode == "max" else min(values)
-            for key in ("parent", "mutation", "inherited"):
-                if key in last:
-                    row[key] = last[key]
-            row.update(flatten_arch(params.get("arch", {})))
+            parts = tdir.name.split("_")
+            trial_id = str(
+                last.get("trial_id") or by_logdir.get(tdir.name) or [*parts, tdir.name][1]
+            )
+            info = state.get(trial_id, {})
+            config = _read_json(tdir / "params.json") or info.get("config") or {}
+            row = self._trial_row(tdir, trial_id, results, config, info)
+            index = parts[2] if len(parts) > 2 and parts[2].isdigit() else None
+            row["trial_index"] = int(index) if index is not None else None
             rows.append(row)
             for r in results:
-                if "epoch" in r and r.get("status", "ok") == "ok":
-                    curve_rows.append(
-                        {"trial_id": trial_id, **{k: r[k] for k in _CURVE_KEYS if k in r}}
-                    )
-        trials = pd.DataFrame(rows)
+                epoch = _number(r.get("epoch"))
+                if epoch is None or epoch < 1:
+                    continue  # constraint-violated children are never trained
+                curve_rows.append(
+                    {
+                        "trial_id": trial_id,
+                        "status": r.get("status", "ok"),
+                        **{
+                            k: v
+                            for k, v in r.items()
+                            if k not in _NOT_METRICS and k != "status" and _number(v) is not None
+                        },
+                    }
+                )
+        trials = _with_schema(pd.DataFrame(rows), TRIAL_COLUMNS, tail_prefix="arch.")
         if not trials.empty:
-            trials = trials.sort_values("trial_id", kind="stable").reset_index(drop=True)
-        return trials, pd.DataFrame(curve_rows)
+            trials = trials.sort_values(["trial_index", "trial_id"], kind="stable")
+            trials = trials.reset_index(drop=True)
+            trials["lineage"] = pd.Series(_lineages(trials), dtype="string")
+        curves = _with_schema(pd.DataFrame(curve_rows), CURVE_COLUMNS)
+        if not curves.empty:
+            order = {t: i for i, t in enumerate(trials["trial_id"])}
+            curves = curves.sort_values(
+                ["trial_id", "epoch"], key=lambda c: c.map(order) if c.name == "trial_id" else c
+            ).reset_index(drop=True)
+        return trials, curves
+
+    def _trial_row(
+        self,
+        tdir: Path,
+        trial_id: str,
+        results: list[dict[str, Any]],
+        config: Mapping[str, Any],
+        info: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        last = results[-1] if results else {}
+        error_text = _error_text(tdir / "error.txt")
+        max_epochs = (config.get("train") or {}).get("epochs") or self.max_epochs
+        status = _status(last, error_text is not None, info.get("status"), self.finished,
+                         max_epochs)  # fmt: skip
+        first = results[0] if results else {}
+        start = _number(info.get("start_time"))
+        if start is None and first:
+            start = (_number(first.get("timestamp")) or 0.0) - (
+                _number(first.get("time_total_s")) or 0.0
+            )
+        row: dict[str, Any] = {
+            "trial_id": trial_id,
+            "status": status,
+            "arch_id": last.get("arch_id"),
+            "arch": last.get("arch_str"),
+            "epochs": int(_number(last.get("epoch")) or 0),
+            "wall_time_s": last.get("time_total_s"),
+            "start_time": start,
+            "end_time": last.get("timestamp"),
+            "error": error_text or last.get("error"),
+            "violations": last.get("violations"),
+            "parent": last.get("parent", config.get("parent")),
+            "parent_arch": last.get("parent_arch"),
+            "mutation": last.get("mutation"),
+            "trial_dir": str(tdir),
+        }
+        for key, value in last.items():
+            skip = key in _NOT_METRICS or key in _RENAMED or key in row
+            if not skip and _number(value) is not None:
+                row[key] = value
+        scored = {m: metric_mode(m) for m in _METRICS}
+        scored[self.metric] = self.mode
+        for metric, mode in scored.items():
+            values = [(_number(r.get(metric)), r.get("epoch")) for r in results]
+            finite = [(v, e) for v, e in values if v is not None and math.isfinite(v)]
+            if finite:
+                pick = max if mode == "max" else min
+                row[f"best_{metric}"], epoch = pick(finite, key=lambda t: t[0])
+                if metric == self.metric:
+                    row["best_epoch"] = epoch
+        # One-shot trials report the arch they derived; PBT may change a trial's arch.
+        arch = last.get("arch") or (last.get("config") or {}).get("arch") or config.get("arch")
+        if isinstance(arch, Mapping):
+            row.update(flatten_arch(arch))
+        return row
 
     # --- queries ----------------------------------------------------------------------
     def status_counts(self) -> dict[str, int]:
-        if self.trials.empty:
-            return {}
-        return {k: int(v) for k, v in self.trials["status"].value_counts().items()}
+        """``{status: number of trials}`` in :data:`STATUSES` order, zero counts left out."""
+        counts = self.trials["status"].value_counts() if len(self.trials) else {}
+        return {s: int(counts[s]) for s in STATUSES if s in counts}
+
+    def mode_of(self, metric: str) -> str:
+        """The mode of ``metric``: from the objectives, else guessed by :func:`metric_mode`."""
+        modes = dict(self.objectives)
+        base = metric.removeprefix("best_")
+        return modes.get(metric, modes.get(base, metric_mode(base)))
 
     def top(self, k: int = 5, metric: str | None = None, mode: str | None = None) -> pd.DataFrame:
-        """The ``k`` best trials by ``metric`` (default: the objective), failures excluded."""
+        """The ``k`` best trials by ``metric`` (default: the objective); failures excluded."""
         metric = metric or self.metric
-        mode = mode or self.mode
+        mode = mode or self.mode_of(metric)
         if self.trials.empty or metric not in self.trials:
             return self.trials.head(0)
-        ok = self.trials[self.trials["status"].isin(["completed", "early_stopped", "running"])]
-        ok = ok[ok[metric].notna()]
+        ok = self.trials[self.trials["status"].isin(OK_STATUSES) & self.trials[metric].notna()]
         return ok.sort_values(metric, ascending=(mode == "min"), kind="stable").head(k)
 
     def best(self) -> pd.Series | None:
+        """The best trial's row, or None when no trial reported the objective."""
         top = self.top(1)
         return None if top.empty else top.iloc[0]
 
-    def pareto(self, objectives: Mapping[str, str] | Sequence[tuple[str, str]]) -> pd.DataFrame:
-        """Non-dominated trials for ``{"val_acc": "max", "params": "min", ...}``."""
-        objs = list(objectives.items()) if isinstance(objectives, Mapping) else list(objectives)
-        df = self.trials.dropna(subset=[m for m, _ in objs])
+    def default_objectives(self) -> list[tuple[str, str]]:
+        """The experiment's objectives; a single objective is paired with ``params`` (min)."""
+        objs = list(self.objectives)
+        return objs if len(objs) > 1 else [*objs, ("params", "min")]
+
+    def pareto(
+        self, objectives: Mapping[str, str] | Sequence[tuple[str, str]] | None = None
+    ) -> pd.DataFrame:
+        """The non-dominated trials for ``{"val_acc": "max", "params": "min", ...}``.
+
+        Any number of objectives; failed trials and rows missing a value are left out; equal
+        points are all kept. Sorted by the first objective, best first.
+
+        Raises:
+            ValueError: An objective whose mode is not ``max`` or ``min``, or an unknown column.
+        """
+        objs = (
+            list(objectives.items())
+            if isinstance(objectives, Mapping)
+            else list(objectives or self.default_objectives())
+        )
+        for metric, mode in objs:
+            if mode not in ("max", "min"):
+                raise ValueError(f"pareto: mode of {metric!r} must be 'max' or 'min', got {mode!r}")
+            if metric not in self.trials:
+                raise ValueError(
+                    f"pareto: no column {metric!r}; numeric columns are "
+                    f"{sorted(self.trials.select_dtypes('number').columns)}"
+                )
+        df = self.trials[self.trials["status"].isin(OK_STATUSES)].dropna(
+            subset=[m for m, _ in objs]
+        )
         if df.empty:
             return df
-        signed = pd.DataFrame({m: df[m] * (-1 if mode == "max" else 1) for m, mode in objs})
-        vals = signed.to_numpy(dtype=float)
-        keep = []
-        for i in range(len(vals)):
-            dominated = ((vals <= vals[i]).all(axis=1) & (vals < vals[i]).any(axis=1)).any()
-            keep.append(not dominated)
-        return df[keep]
+        vals = np.column_stack(
+            [df[m].to_numpy(dtype=float) * (-1.0 if mode == "max" else 1.0) for m, mode in objs]
+        )
+        keep = non_dominated(vals)
+        first, mode = objs[0]
+        return df[keep].sort_values(first, ascending=(mode == "min"), kind="stable")
 
+    def checkpoint(self, trial_id: str) -> Path | None:
+        """The trial's last checkpoint folder (highest number), or None."""
+        rows = self.trials[self.trials["trial_id"] == trial_id]
+        if rows.empty:
+            return None
+        found = sorted(Path(str(rows.iloc[0]["trial_dir"])).glob("checkpoint_*"))
+        found = [p for p in found if p.is_dir()]
+        return found[-1] if found else None
+
+    # --- output -----------------------------------------------------------------------
     def to_parquet(self, out_dir: str | Path) -> list[Path]:
-        """Write ``trials.parquet`` and ``curves.parquet`` into ``out_dir``."""
-        out = Path(out_dir)
+        """Write ``trials.parquet`` and ``curves.parquet`` (stable schema) into ``out_dir``."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        out = Path(out_dir).expanduser()
         out.mkdir(parents=True, exist_ok=True)
-        paths = [out / "trials.parquet", out / "curves.parquet"]
-        self.trials.to_parquet(paths[0], index=False)
-        self.curves.to_parquet(paths[1], index=False)
+        paths = []
+        for name, df in (("trials", self.trials), ("curves", self.curves)):
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            meta = {**(table.schema.metadata or {}), b"raynas_schema": SCHEMA_VERSION.encode()}
+            pq.write_table(table.replace_schema_metadata(meta), out / f"{name}.parquet")
+            paths.append(out / f"{name}.parquet")
         return paths
 
     def format_top(self, k: int = 5) -> str:
@@ -191,51 +413,120 @@ class ExperimentResult:
         top = self.top(k)
         if top.empty:
             return f"no completed trial reported {self.metric!r}"
-        cols = ["trial_id", "arch", self.metric, "params", "flops", "latency_ms", "epochs"]
-        cols = [c for c in cols if c in top]
-        with pd.option_context("display.max_colwidth", 100, "display.width", 200):
+        cols = ["trial_id", "status", "arch", self.metric, "params", "flops", "latency_ms"]
+        cols = list(dict.fromkeys(c for c in [*cols, "epochs"] if c in top))
+        with pd.option_context("display.max_colwidth", 100, "display.width", 250):
             return f"top {len(top)} by {self.metric} ({self.mode}):\n" + top[cols].to_string(
                 index=False, float_format=lambda v: f"{v:.4g}"
             )
 
 
-def _experiment_finished(path: Path) -> bool:
-    """Whether Tune recorded the experiment as over (no trial pending or running)."""
-    states = sorted(path.glob("experiment_state-*.json"))
-    if not states:
-        return False
+def non_dominated(values: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows of ``values`` no other row dominates (every column minimised)."""
+    vals = np.asarray(values, dtype=float)
+    if len(vals) == 0:
+        return np.zeros(0, dtype=bool)
+    le = (vals[:, None, :] <= vals[None, :, :]).all(axis=2)
+    lt = (vals[:, None, :] < vals[None, :, :]).any(axis=2)
+    dominated = np.asarray((le & lt).any(axis=0), dtype=bool)  # [i, j]: i dominates j
+    return ~dominated
+
+
+def _error_text(path: Path) -> str | None:
+    """The last non-empty line of ``error.txt`` (the exception), or None."""
     try:
-        data = json.loads(states[-1].read_text())
-    except (json.JSONDecodeError, OSError):
-        return False
-    statuses = []
-    for item in data.get("trial_data", []):
-        blob = item[0] if isinstance(item, list) else item
-        try:
-            trial = json.loads(blob) if isinstance(blob, str) else blob
-        except json.JSONDecodeError:
-            continue
-        if isinstance(trial, dict) and "status" in trial:
-            statuses.append(trial["status"])
-    return bool(statuses) and all(s in ("TERMINATED", "ERROR") for s in statuses)
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return None
+    return lines[-1] if lines else "error (empty error.txt)"
 
 
-def _status(last: Mapping[str, Any], errored: bool, finished: bool, max_epochs: int | None) -> str:
+def _status(
+    last: Mapping[str, Any],
+    errored: bool,
+    tune_status: str | None,
+    finished: bool,
+    max_epochs: int | None,
+) -> str:
+    """A trial's status from its last result, its error file and Tune's state."""
     reported = last.get("status")
-    if reported in ("constraint_violated", "diverged"):
-        return str(reported)
-    # Tune marks the last result of a scheduler-stopped trial done=True too: when the
-    # planned epochs are known, only reaching them counts as completed.
-    if max_epochs is not None:
-        if last.get("epoch", 0) >= max_epochs:
-            return "completed"
-    elif last.get("done"):
-        return "completed"
-    if errored:
+    if reported not in (None, "ok"):
+        return str(reported)  # the trainable's verdict: constraint_violated, diverged, oom
+    epoch = _number(last.get("epoch")) or 0
+    if max_epochs is not None and epoch >= max_epochs:
+        return "completed"  # a retry that finished beats an earlier error.txt
+    if errored or tune_status == "ERROR":
         return "error"
-    return "early_stopped" if finished and last else "running"
+    if max_epochs is None and last.get("done"):
+        return "completed"
+    if tune_status == "TERMINATED" or (finished and tune_status is None):
+        return "early_stopped" if last else "error"
+    return "running"
+
+
+def _lineages(trials: pd.DataFrame) -> list[str | None]:
+    """``root > ... > parent > trial`` by following ``parent`` (a trial or arch id)."""
+    ids = {str(t): str(t) for t in trials["trial_id"]}
+    ids.update(
+        {str(a): str(t) for a, t in zip(trials["arch_id"], trials["trial_id"]) if pd.notna(a)}
+    )
+    parent = {
+        str(t): ids.get(str(p)) for t, p in zip(trials["trial_id"], trials["parent"]) if pd.notna(p)
+    }
+    out: list[str | None] = []
+    for t in map(str, trials["trial_id"]):
+        chain = [t]
+        while parent.get(chain[-1]) and parent[chain[-1]] not in chain:
+            chain.append(str(parent[chain[-1]]))
+        out.append(" > ".join(reversed(chain)) if len(chain) > 1 else None)
+    return out
+
+
+def _with_schema(
+    df: pd.DataFrame, columns: Mapping[str, str], tail_prefix: str = ""
+) -> pd.DataFrame:
+    """``df`` with the fixed ``columns`` first (typed), extra metrics (float), then the
+    ``tail_prefix`` columns (one type each: numbers, booleans or strings)."""
+    out = pd.DataFrame(index=df.index)
+    for col, dtype in columns.items():
+        values = df[col] if col in df else pd.Series([None] * len(df), index=df.index)
+        if dtype == "Int64":
+            values = pd.to_numeric(values, errors="coerce").round()
+        elif dtype == "float64":
+            values = pd.to_numeric(values, errors="coerce")
+        else:
+            values = values.map(lambda v: None if _missing(v) else str(v))
+        out[col] = values.astype(dtype)
+    extra = sorted(
+        c for c in df if c not in columns and not (tail_prefix and c.startswith(tail_prefix))
+    )
+    for col in extra:
+        out[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    for col in (c for c in df if tail_prefix and c.startswith(tail_prefix)):
+        out[col] = _uniform(df[col])
+    return out
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def _uniform(values: pd.Series) -> pd.Series:
+    """One Parquet-friendly type per ``arch.*`` column: Int64, float64, boolean or string."""
+    present = [v for v in values if not _missing(v)]
+    if present and all(isinstance(v, bool) for v in present):
+        return values.astype("boolean")
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return values.astype("Int64")
+    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return values.astype("float64")
+    return values.map(lambda v: None if _missing(v) else str(v)).astype("string")
 
 
 def load(path: str | Path) -> ExperimentResult:
-    """Analyse the experiment folder ``path`` (works during a run and after a crash)."""
+    """Analyse the experiment folder ``path`` (works during a run and after a crash).
+
+    Raises:
+        FileNotFoundError: ``path`` is not a folder.
+    """
     return ExperimentResult(path)

@@ -1,4 +1,4 @@
-"""``raynas analyze DIR``: status counts, the top-k table, Parquet tables."""
+"""``raynas analyze DIR``: status counts, the top-k table, Parquet tables, PNG plots."""
 
 from __future__ import annotations
 
@@ -10,24 +10,36 @@ def register_cli(sub: Any) -> None:
     """Add the ``analyze`` subcommand to the ``raynas`` parser."""
     ana = sub.add_parser(
         "analyze",
-        help="summarise an experiment folder",
-        description="Print status counts and the top-k trials of DIR; optionally write the "
-        "tables as Parquet.",
+        help="summarise an experiment folder (tables, Parquet, plots)",
+        description="Print status counts and the top-k trials of DIR (works while the "
+        "experiment runs and after a crash); optionally write the tables as Parquet and "
+        "the plots as PNG.",
     )
-    ana.add_argument("dir", help="experiment folder")
-    ana.add_argument("--top", type=int, default=5, metavar="K")
+    ana.add_argument("dir", help="experiment folder (<storage>/<name>)")
+    ana.add_argument("--top", type=int, default=5, metavar="K", help="rows of the top-k table")
     ana.add_argument(
         "--parquet", metavar="OUT", help="write trials.parquet and curves.parquet into OUT"
+    )
+    ana.add_argument(
+        "--plots",
+        metavar="OUT",
+        help="write PNG plots into OUT: best so far (trials, wall time), learning curves of "
+        "the top-k, Pareto fronts against params/flops/latency, op frequencies (cell spaces)",
     )
     ana.set_defaults(func=run_analyze)
 
 
 def run_analyze(args: argparse.Namespace) -> int:
+    """Print the summary of ``args.dir``; write Parquet / plots when asked. Returns 0."""
     from raynas.analysis import load
+    from raynas.config import ConfigError
 
+    if args.top < 1:
+        raise ConfigError([f"--top: must be >= 1, got {args.top}"])
     result = load(args.dir)
     counts = result.status_counts()
-    print(f"experiment: {result.path}")
+    state = "finished" if result.finished else "not finished (running, or stopped early)"
+    print(f"experiment: {result.path} ({state})")
     print(
         f"trials: {len(result.trials)} (" + ", ".join(f"{k}={v}" for k, v in counts.items()) + ")"
     )
@@ -35,4 +47,12 @@ def run_analyze(args: argparse.Namespace) -> int:
     if args.parquet:
         for p in result.to_parquet(args.parquet):
             print(f"wrote {p}")
+    if args.plots:
+        from raynas.plots import plot_all
+
+        written = plot_all(result, args.plots, k=args.top)
+        for p in written:
+            print(f"wrote {p}")
+        if not written:
+            print("no plot: no trial has reported a metric yet")
     return 0

@@ -18,7 +18,10 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 #: Modules that add subcommands: each has ``register_cli(subparsers)``, which adds its
 #: parsers with ``set_defaults(func=handler)``; ``handler(args) -> int`` is the exit code.
 #: Their module-level imports stay light (no torch, no Ray) so ``--help`` is fast.
-CLI_EXTENSIONS: tuple[str, ...] = ("raynas.analysis_cli",)
+CLI_EXTENSIONS: tuple[str, ...] = (
+    "raynas.analysis_cli",
+    "raynas.export",
+)
 
 EPILOG = """examples:
   raynas run examples/quickstart.yaml

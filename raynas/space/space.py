@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import yaml
 
-from raynas.space.compile import to_hyperopt, to_tune
 from raynas.space.errors import InvalidArchitecture, SpaceDefinitionError, UnsupportedOperation
 from raynas.space.primitives import DecisionPoint, Gene, Node, PathKey, as_node
 from raynas.space.serialize import node_from_dict
@@ -136,10 +135,14 @@ class Space:
     # --- compilation ------------------------------------------------------------------
     def to_tune(self) -> Any:
         """A Ray Tune ``param_space`` fragment whose samples are valid architectures."""
+        from raynas.space.compile import to_tune  # imports Ray: only when asked
+
         return to_tune(self.root)
 
     def to_hyperopt(self) -> Any:
         """A hyperopt space; map its samples back with :meth:`from_hyperopt`."""
+        from raynas.space.compile import to_hyperopt  # imports hyperopt: only when asked
+
         return to_hyperopt(self.root)
 
     def from_hyperopt(self, sample: Any) -> Arch:

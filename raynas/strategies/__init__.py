@@ -15,7 +15,16 @@ from raynas.registry import STRATEGIES, RegistryError
 from raynas.strategies.base import NASSearcher, StrategyError, result_score
 
 #: Built-in strategy modules, imported when the registry is first used.
-_BUILTIN_MODULES = ("random", "grid", "evolution", "local_search", "reinforce", "bo", "tpe")
+_BUILTIN_MODULES = (
+    "random",
+    "grid",
+    "evolution",
+    "local_search",
+    "reinforce",
+    "bo",
+    "tpe",
+    "moea",
+)
 
 
 def register_strategy(name: str, *, description: str = ""):  # type: ignore[no-untyped-def]
