@@ -30,13 +30,30 @@ def finished_trials(folder: Path) -> dict[str, list[str]]:
 
 @pytest.mark.slow
 def test_sigkill_then_resume_keeps_completed_trials(tmp_path: Path) -> None:
-    overrides = ["--set", "budget.trials=6", "--set", "budget.concurrent=1",
-                 "--set", "train.epochs=2", "--set", "space_args={C: 4, N: 1}"]
-    cmd = [str(VENV_BIN / "raynas"), "run", str(QUICKSTART), "--storage", str(tmp_path),
-           "--name", "killed", *overrides]
+    overrides = [
+        "--set",
+        "budget.trials=6",
+        "--set",
+        "budget.concurrent=1",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "space_args={C: 4, N: 1}",
+    ]
+    cmd = [
+        str(VENV_BIN / "raynas"),
+        "run",
+        str(QUICKSTART),
+        "--storage",
+        str(tmp_path),
+        "--name",
+        "killed",
+        *overrides,
+    ]
     folder = tmp_path / "killed"
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.time() + 300
         while len(finished_trials(folder)) < 2:
@@ -52,8 +69,13 @@ def test_sigkill_then_resume_keeps_completed_trials(tmp_path: Path) -> None:
     assert 2 <= len(before) < 6
     time.sleep(3)  # let the orphaned workers notice their driver is gone
 
-    resumed = subprocess.run([str(VENV_BIN / "raynas"), "resume", str(folder)], cwd=REPO,
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [str(VENV_BIN / "raynas"), "resume", str(folder)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
 
     after = finished_trials(folder)
