@@ -20,7 +20,9 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 #: Their module-level imports stay light (no torch, no Ray) so ``--help`` is fast.
 CLI_EXTENSIONS: tuple[str, ...] = (
     "raynas.analysis_cli",
+    "raynas.bench.cli",
     "raynas.export",
+    "raynas.retrain",
 )
 
 EPILOG = """examples:

@@ -1,0 +1,341 @@
+"""``raynas bench build | search | convert``: tabular benchmarks from the command line.
+
+Module-level imports stay light (no pandas, torch or Ray): ``raynas --help`` imports this.
+A user mistake (bad flag value, missing column, arch outside the space) prints one message
+naming the flag or column and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+EXIT_OK, EXIT_CONFIG = 0, 2
+
+EPILOG = """examples:
+  raynas bench build examples/bench-nb201-digits.yaml --out table.parquet --seeds 0 1
+  raynas bench search benchmarks/data/nb201-3ops-digits.parquet --space nb201 \\
+      --strategy evolution --metric val_acc --report test_acc --budget 100 --seeds 30
+  raynas bench convert NAS-Bench-201-v1_1-096897.pth --benchmark nb201 \\
+      --dataset cifar10-valid --out nb201-cifar10.parquet
+"""
+
+
+def register_cli(sub: Any) -> None:
+    """Add ``bench`` and its subcommands to the ``raynas`` parser."""
+    bench = sub.add_parser(
+        "bench",
+        help="tabular benchmarks: build, search, convert",
+        description="Build a tabular benchmark by exhaustive evaluation, measure a strategy's "
+        "search efficiency on one, or convert the official NAS-Bench-201 / NATS-Bench files.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bsub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND")
+    bench.set_defaults(func=lambda args: _help(bench))
+    _add_build(bsub)
+    _add_search(bsub)
+    _add_convert(bsub)
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return EXIT_OK
+
+
+def _kv(text: str) -> tuple[str, Any]:
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} must be KEY=VALUE, e.g. population_size=20")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: value is not valid YAML: {err}") from err
+    return key.strip(), value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _add_build(bsub: Any) -> None:
+    p = bsub.add_parser(
+        "build",
+        help="evaluate every member of a small space and write the table",
+        description="Run CONFIG's space exhaustively (grid strategy, budget = cardinality) with "
+        "the normal runner, once per seed, and write the table with full learning curves. "
+        "Resumable: run the same command again after an interruption.",
+    )
+    p.add_argument("config", help="experiment YAML (its strategy and budget are replaced)")
+    p.add_argument("--out", required=True, metavar="TABLE", help="table to write (.parquet/.csv)")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="default: config seed")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--storage", help="folder of the experiment folders (default: config's)")
+    p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.set_defaults(func=run_build)
+
+
+def _add_search(bsub: Any) -> None:
+    p = bsub.add_parser(
+        "search",
+        help="measure a strategy's search efficiency on a table",
+        description="Run K seeded searches of N evaluations each, driving the strategy by hand "
+        "against TABLE (no Ray trials). The strategy chooses by --metric; the found arch (best "
+        "by --metric so far) is scored by --report.",
+    )
+    p.add_argument("table", help="the table (.parquet or .csv)")
+    p.add_argument("--space", help="space name or YAML (default: the table's metadata)")
+    p.add_argument(
+        "--space-arg",
+        dest="space_args",
+        action="append",
+        type=_kv,
+        default=None,
+        metavar="KEY=VALUE",
+        help="space argument (default: the table's metadata)",
+    )
+    p.add_argument("--strategy", required=True)
+    p.add_argument(
+        "--strategy-arg",
+        dest="strategy_args",
+        action="append",
+        type=_kv,
+        default=[],
+        metavar="KEY=VALUE",
+    )
+    p.add_argument("--metric", required=True, help="column the strategy optimises")
+    p.add_argument("--report", help="column the found arch is scored by (default: --metric)")
+    p.add_argument("--mode", choices=("max", "min"), default="max")
+    p.add_argument("--report-mode", choices=("max", "min"), help="default: --mode")
+    p.add_argument("--budget", type=_positive, required=True, metavar="N")
+    p.add_argument("--seeds", type=_positive, default=10, metavar="K")
+    p.add_argument("--seed-start", type=int, default=0, help="first seed (seeds S..S+K-1)")
+    p.add_argument(
+        "--seed-mode",
+        choices=("mean", "by_seed"),
+        default="mean",
+        help="replay the mean of the recorded runs, or the run picked by seed",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--curve", metavar="OUT.parquet", help="write best-so-far curves per seed (and OUT.png)"
+    )
+    p.add_argument(
+        "--via-tune",
+        action="store_true",
+        help="run each search as a real Tune experiment with the tabular trainable",
+    )
+    p.add_argument("--storage", help="--via-tune: folder of the experiments (default: a temp dir)")
+    p.set_defaults(func=run_search_cmd)
+
+
+def _add_convert(bsub: Any) -> None:
+    p = bsub.add_parser(
+        "convert",
+        help="official NAS-Bench-201 / NATS-Bench file -> table",
+        description="Read the official benchmark file through its API package (pip install "
+        "'raynas[nasbench]') and write our table format for one dataset.",
+    )
+    p.add_argument("source", help="benchmark file or folder (e.g. NAS-Bench-201-v1_1-096897.pth)")
+    p.add_argument("--out", required=True, metavar="TABLE")
+    p.add_argument("--benchmark", choices=("nb201", "nats-tss"), default="nb201")
+    p.add_argument(
+        "--dataset",
+        default="cifar10-valid",
+        help="cifar10-valid, cifar10, cifar100 or ImageNet16-120",
+    )
+    p.add_argument(
+        "--hp",
+        default=None,
+        help="training schedule: '12' or '200' epochs (default: 200)",
+    )
+    p.add_argument("--limit", type=_positive, help="convert only the first N archs")
+    p.add_argument(
+        "--final-only",
+        action="store_true",
+        help="one row per run (its last epoch) instead of the full curve",
+    )
+    p.set_defaults(func=run_convert)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from raynas.bench.table import TableError
+    from raynas.strategies.base import StrategyError
+
+    return (TableError, StrategyError)
+
+
+def _fail(message: str) -> int:
+    print(f"raynas: error: {message}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from raynas.bench.build import build_table
+
+    try:
+        build_table(
+            args.config,
+            args.out,
+            seeds=args.seeds,
+            overrides=args.overrides,
+            storage=args.storage,
+            verbose=not args.quiet,
+        )
+    except _user_errors() as err:
+        return _fail(str(err))
+    return EXIT_OK
+
+
+def run_search_cmd(args: argparse.Namespace) -> int:
+    from raynas.bench.search import run_searches, summarize
+    from raynas.bench.table import load_table
+
+    try:
+        space_args = dict(args.space_args) if args.space_args is not None else None
+        table = load_table(args.table, args.space, space_args=space_args)
+        table.require(args.metric, flag="--metric")
+        table.require(args.report, flag="--report")
+        seeds = range(args.seed_start, args.seed_start + args.seeds)
+        kwargs: dict[str, Any] = {
+            "metric": args.metric,
+            "report": args.report,
+            "mode": args.mode,
+            "report_mode": args.report_mode,
+            "budget": args.budget,
+            "strategy_args": dict(args.strategy_args),
+            "seed_mode": args.seed_mode,
+        }
+        if args.via_tune:
+            from raynas.bench.search import run_searches_via_tune
+
+            runs = run_searches_via_tune(
+                table, args.strategy, seeds=seeds, storage=args.storage, **kwargs
+            )
+            direct = run_searches(table, args.strategy, seeds=seeds, **kwargs)
+            same = all(a.archs == b.archs for a, b in zip(runs, direct))
+        else:
+            runs = run_searches(table, args.strategy, seeds=seeds, **kwargs)
+    except _user_errors() as err:
+        return _fail(str(err))
+    summary = summarize(runs)
+    if args.via_tune:
+        summary["same_as_direct"] = same
+    if args.curve:
+        for path in write_curves(runs, args.curve):
+            print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print_summary(summary, table)
+    return EXIT_OK
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from raynas.bench.convert import ConvertError, convert
+    from raynas.bench.table import TableError
+    from raynas.strategies.base import StrategyError
+
+    try:
+        report = convert(
+            args.source,
+            args.out,
+            benchmark=args.benchmark,
+            dataset=args.dataset,
+            hp=args.hp,
+            limit=args.limit,
+            final_only=args.final_only,
+        )
+    except (ConvertError, TableError, StrategyError) as err:
+        return _fail(str(err))
+    print(f"wrote {report['out']}: {report['rows']} rows, {report['archs']} archs")
+    return EXIT_OK
+
+
+def print_summary(summary: dict[str, Any], table: Any) -> None:
+    """The human-readable result of ``bench search``."""
+    s = summary
+    name = table.path.name if table.path is not None else "table"
+    print(
+        f"{s['strategy']} on {name} ({table.summary()['archs']} archs): {s['seeds']} seeds x "
+        f"{s['budget']} evaluations, searching {s['metric']}, reporting {s['report']}"
+    )
+    print(
+        f"{s['report']} of the best-by-{s['metric']} arch at {s['budget']}: mean "
+        f"{s['mean']:.4f} +- {s['std']:.4f} (std), median {s['median']:.4f}"
+    )
+    print(
+        f"table optimum {s['optimum']:.4f}, mean regret {s['regret']:.4f} +- {s['regret_std']:.4f}"
+    )
+    med = s["evals_to_optimum_median"]
+    shown = str(med) if med is not None else f"> {s['budget']}"
+    print(
+        f"evaluations to the {s['metric']} optimum: median {shown} (found by "
+        f"{s['found_optimum']:.0%} of seeds)"
+    )
+    if "same_as_direct" in s:
+        print(f"--via-tune trajectory identical to the direct search: {s['same_as_direct']}")
+
+
+def write_curves(runs: list[Any], out: str) -> list[str]:
+    """Best-so-far curves per seed to Parquet (long form) and a PNG plot next to it."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    rows = []
+    for r in runs:
+        for i in range(len(r.archs)):
+            rows.append(
+                {
+                    "strategy": r.strategy,
+                    "seed": r.seed,
+                    "evaluation": i + 1,
+                    "arch": r.archs[i],
+                    r.metric: r.metric_values[i],
+                    "best_metric": r.best_metric[i],
+                    "best_report": r.best_report[i],
+                    "regret": r.regret[i],
+                    "sim_time_s": r.sim_time_s[i],
+                }
+            )
+    path = Path(out)
+    if path.suffix.lower() != ".parquet":
+        path = path.with_suffix(".parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame(rows)
+    df.to_parquet(path, index=False)
+    png = path.with_suffix(".png")
+    _plot_curves(df, png, runs[0].report if runs else "report")
+    return [str(path), str(png)]
+
+
+def _plot_curves(df: Any, png: Any, report: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for _, g in df.groupby("seed"):
+        ax.plot(g["evaluation"], g["best_report"], color="tab:blue", alpha=0.2, lw=0.8)
+    mean = df.groupby("evaluation")["best_report"].mean()
+    ax.plot(mean.index, mean.to_numpy(), color="tab:blue", lw=2, label="mean over seeds")
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel(f"{report} of the incumbent")
+    strategy = df["strategy"].iat[0] if len(df) else ""
+    ax.set_title(f"{strategy}: best so far per seed")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,301 @@
+"""``raynas retrain DIR [--trial ID]``: train a searched architecture from scratch.
+
+Built for one-shot searches (``trainable: darts | enas | gdas``), whose trials report a
+*derived* architecture, and usable on any experiment: for a trial without a derived arch the
+trial's own ``arch`` is retrained.
+
+The retraining is a new experiment folder ``<DIR>-retrain-<trial id>`` next to ``DIR``:
+
+* ``raynas_experiment.yaml``: a ``classify`` experiment built from the search's config (same
+  ``space``/``space_args``, ``data``, ``train``, ``resources``, ``seed``; one trial; the
+  objective is the search's when ``classify`` reports it, else ``val_acc``), with the
+  ``--set`` overrides applied (e.g. ``train.epochs=50`` or ``space_args.C=16`` to retrain
+  bigger than the supernet);
+* ``retrain_of.json``: the link to the search (its folder, trial id, trial folder, method and
+  the arch with its string and id);
+* one Tune trial of the ``classify`` trainable whose config holds the arch (no searcher), so
+  ``raynas analyze`` reads the folder like any other experiment.
+
+Example:
+    >>> result = retrain("runs/darts-nb201", overrides=["train.epochs=20"])
+    >>> result.trials[["arch", "val_acc"]]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from raynas.config import ConfigError, Experiment, check_experiment, load_config
+
+CONFIG_FILE = "raynas_experiment.yaml"
+LINK_FILE = "retrain_of.json"
+DERIVED_ARCH_FILE = "derived_arch.json"
+#: Metrics the ``classify`` trainable reports (a retrain keeps the search's objective if listed).
+CLASSIFY_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "test_acc", "test_loss")
+
+__all__ = ["LINK_FILE", "SearchedTrial", "find_trial", "register_cli", "retrain", "retrain_config"]
+
+
+@dataclass(frozen=True)
+class SearchedTrial:
+    """A trial of a finished search and the architecture to retrain.
+
+    Attributes:
+        trial_id: Tune's trial id.
+        trial_dir: The trial's folder.
+        arch: The derived arch (one-shot) or the trial's own arch.
+        derived: Whether ``arch`` was derived by a one-shot search.
+        score: The search objective's last value, when reported.
+    """
+
+    trial_id: str
+    trial_dir: Path
+    arch: dict[str, Any]
+    derived: bool
+    score: float | None
+
+
+def _last_result(trial_dir: Path) -> dict[str, Any]:
+    last: dict[str, Any] = {}
+    path = trial_dir / "result.json"
+    if not path.is_file():
+        return last
+    for line in path.read_text().splitlines():
+        try:
+            last = json.loads(line) if line.strip() else last
+        except json.JSONDecodeError:
+            break  # a half-written last line
+    return last
+
+
+def _trial_arch(trial_dir: Path, last: Mapping[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+    """The trial's derived arch (file, then result), else its own arch from ``params.json``."""
+    file = trial_dir / DERIVED_ARCH_FILE
+    if file.is_file():
+        return json.loads(file.read_text()), True
+    if isinstance(last.get("derived_arch"), str):
+        return json.loads(last["derived_arch"]), True
+    params = json.loads((trial_dir / "params.json").read_text())
+    arch = params.get("arch")
+    return (arch, False) if isinstance(arch, dict) else (None, False)
+
+
+def find_trial(path: str | Path, trial: str | None = None) -> SearchedTrial:
+    """The trial to retrain: ``trial`` (an id or a unique part of a trial folder name), or the
+    best trial by the search's objective.
+
+    Raises:
+        ConfigError: No such folder, no such trial, or no trial with an architecture.
+    """
+    folder = Path(path).expanduser().resolve()
+    cfg_file = folder / CONFIG_FILE
+    if not cfg_file.is_file():
+        raise ConfigError([f"dir: {str(folder)!r} is not a raynas experiment (no {CONFIG_FILE})"])
+    cfg = yaml.safe_load(cfg_file.read_text()) or {}
+    objective = cfg.get("objective") or {}
+    metric, mode = objective.get("metric", "val_acc"), objective.get("mode", "max")
+    found: list[SearchedTrial] = []
+    for params in sorted(folder.glob("*/params.json")):
+        tdir = params.parent
+        last = _last_result(tdir)
+        arch, derived = _trial_arch(tdir, last)
+        if arch is None:
+            continue
+        value = last.get(metric)
+        score: float | None = None
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            score = float(value)
+        trial_id = str(last.get("trial_id") or "_".join(tdir.name.split("_")[1:3]))
+        found.append(SearchedTrial(trial_id, tdir, arch, derived, score))
+    if not found:
+        raise ConfigError([f"dir: {str(folder)!r} holds no trial with an architecture yet"])
+    if trial is not None:
+        matches = [t for t in found if t.trial_id == trial] or [
+            t for t in found if trial in t.trial_dir.name
+        ]
+        if len(matches) != 1:
+            known = ", ".join(t.trial_id for t in found)
+            what = "no" if not matches else "more than one"
+            raise ConfigError([f"--trial: {what} trial matches {trial!r}; trials: {known}"])
+        return matches[0]
+    scored = [t for t in found if t.score is not None]
+    if not scored:
+        return found[0]
+    sign = 1.0 if mode == "max" else -1.0
+    return max(scored, key=lambda t: sign * (t.score or 0.0))
+
+
+def retrain_config(
+    search: Mapping[str, Any], *, name: str, storage: str, overrides: Sequence[str] = ()
+) -> Experiment:
+    """The ``classify`` experiment that retrains an arch of the search ``search`` (a config dict).
+
+    Raises:
+        ConfigError: A bad override or a config the classify trainable refuses.
+    """
+    data = dict(search)
+    objective = dict(data.get("objective") or {})
+    if objective.get("metric") not in CLASSIFY_METRICS:
+        objective = {"metric": "val_acc", "mode": "max"}
+    data.update(
+        name=name,
+        storage=storage,
+        trainable="classify",
+        trainable_args={},
+        strategy={"name": "random"},
+        scheduler={"name": "fifo"},
+        budget={"trials": 1, "concurrent": 1},
+        objective={"metric": objective["metric"], "mode": objective.get("mode", "max")},
+    )
+    return load_config(data, overrides=overrides)
+
+
+def retrain(
+    path: str | Path,
+    *,
+    trial: str | None = None,
+    overrides: Sequence[str] = (),
+    name: str | None = None,
+    overwrite: bool = False,
+    address: str | None = None,
+    verbose: bool = True,
+) -> Any:
+    """Train the architecture a search found from scratch, in a new experiment folder.
+
+    Args:
+        path: The search's experiment folder.
+        trial: Trial id (or a unique part of its folder name); default: the best trial.
+        overrides: ``a.b=value`` overrides of the retraining config.
+        name: Folder name; default ``<search name>-retrain-<trial id>``.
+        overwrite: Replace an existing retraining folder.
+        address: Ray cluster address (None: local Ray).
+        verbose: Print a line per trial and the summary.
+
+    Returns:
+        The :class:`~raynas.analysis.ExperimentResult` of the retraining folder.
+
+    Raises:
+        ConfigError: Bad folder, trial, override, or an arch outside the retraining space.
+    """
+    from raynas.registry import resolve_space
+    from raynas.space import InvalidArchitecture
+
+    folder = Path(path).expanduser().resolve()
+    chosen = find_trial(folder, trial)
+    search = yaml.safe_load((folder / CONFIG_FILE).read_text()) or {}
+    safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", chosen.trial_id)
+    exp = retrain_config(
+        search,
+        name=name or f"{folder.name}-retrain-{safe_id}",
+        storage=str(folder.parent),
+        overrides=overrides,
+    )
+    check_experiment(exp, address=address)
+    space = resolve_space(exp.space, exp.space_args)
+    try:
+        arch = space.canonical(chosen.arch)
+    except InvalidArchitecture as err:
+        raise ConfigError(
+            [f"space_args: the arch of trial {chosen.trial_id} is invalid: {err}"]
+        ) from None
+    out = Path(exp.storage).expanduser().resolve() / exp.name
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise ConfigError(
+                [f"--name: folder {str(out)!r} already exists; pass --overwrite or another --name"]
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG_FILE).write_text(yaml.safe_dump(exp.to_dict(), sort_keys=False))
+    link = {
+        "retrain_of": str(folder),
+        "trial_id": chosen.trial_id,
+        "trial_dir": str(chosen.trial_dir),
+        "method": search.get("trainable", "classify"),
+        "derived": chosen.derived,
+        "search_score": chosen.score,
+        "arch": arch,
+        "arch_str": space.to_string(arch),
+        "arch_id": space.arch_id(arch),
+    }
+    (out / LINK_FILE).write_text(json.dumps(link, indent=2, sort_keys=True) + "\n")
+    return _fit(exp, out, arch, address=address, verbose=verbose)
+
+
+def _fit(
+    exp: Experiment, out: Path, arch: dict[str, Any], *, address: str | None, verbose: bool
+) -> Any:
+    from ray import tune
+
+    from raynas.runner import _finish, _init_ray, _trainable, _tune_objects, param_space
+
+    _init_ray(address)
+    start = time.perf_counter()
+    tuner = tune.Tuner(
+        _trainable(exp),
+        param_space={**param_space(exp), "arch": arch},
+        tune_config=tune.TuneConfig(
+            metric=exp.objective.metric, mode=exp.objective.mode, num_samples=1
+        ),
+        **_tune_objects(exp, str(out), verbose),
+    )
+    tuner.fit()
+    return _finish(exp, str(out), time.perf_counter() - start, verbose)
+
+
+# --- CLI -------------------------------------------------------------------------------------
+def register_cli(sub: Any) -> None:
+    """Add the ``retrain`` subcommand to the ``raynas`` parser."""
+    p = sub.add_parser(
+        "retrain",
+        help="train a searched (e.g. one-shot derived) architecture from scratch",
+        description="Train the architecture of a trial of DIR (default: the best trial; for "
+        "one-shot searches its derived arch) from scratch with the classify trainable, in a "
+        "new experiment folder <DIR>-retrain-<trial> linked to DIR by retrain_of.json.",
+    )
+    p.add_argument("dir", help="experiment folder of the search")
+    p.add_argument("--trial", metavar="ID", help="trial id (default: the best trial)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field of the retraining config, e.g. train.epochs=50 (repeatable)",
+    )
+    p.add_argument("--name", help="retraining folder name (default: <DIR>-retrain-<trial>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    p.add_argument("--address", help="Ray cluster address")
+    p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.set_defaults(func=run_retrain)
+
+
+def run_retrain(args: argparse.Namespace) -> int:
+    """Handler of ``raynas retrain``; returns the exit code."""
+    result = retrain(
+        args.dir,
+        trial=args.trial,
+        overrides=args.overrides,
+        name=args.name,
+        overwrite=args.overwrite,
+        address=args.address,
+        verbose=not args.quiet,
+    )
+    link = json.loads((Path(result.path) / LINK_FILE).read_text())
+    best = result.best()
+    metric = result.metric
+    score = "" if best is None or metric not in best else f", {metric}={best[metric]:.4f}"
+    print(f"retrained trial {link['trial_id']} of {link['retrain_of']}: {link['arch_str']}{score}")
+    print(f"retraining folder: {result.path}")
+    return 0

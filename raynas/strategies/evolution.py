@@ -1,0 +1,99 @@
+"""``evolution``: regularized (aging) evolution, Real et al., AAAI 2019 ("AmoebaNet").
+
+A population of the ``population_size`` most recent *results*. Each child is the mutation of
+the best of ``sample_size`` members drawn at random (a tournament); when a result arrives
+the oldest member dies, whatever its score, which keeps the search from resting on one lucky
+evaluation. The algorithm is asynchronous: until the population holds ``population_size``
+results, proposals are random; after that every proposal is a child of the population as it
+stands at that moment.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from raynas.space import Arch, Space
+from raynas.strategies import register_strategy
+from raynas.strategies.base import NASSearcher, StrategyError
+
+
+@register_strategy("evolution", description="regularized (aging) evolution, Real et al. 2019")
+class RegularizedEvolution(NASSearcher):
+    """Regularized evolution: tournament selection, mutation, the oldest member dies.
+
+    Works on every space (continuous decisions mutate by resampling). A failed trial joins
+    the population with the lowest rank, so it ages out like any other member.
+
+    Args:
+        space: The search space.
+        population_size: Members kept (P); the first P results come from random proposals.
+        sample_size: Members drawn for each tournament (S), ``1 <= S <= P``. ``S = 1`` is a
+            random walk; ``S = P`` always mutates the current best.
+        crossover_prob: Probability that a child is the uniform crossover of two tournament
+            winners (then mutated) instead of a mutant of one winner. 0 is Real et al.
+        **kwargs: ``metric``, ``mode``, ``seed``, ``allow_repeats`` (see
+            :class:`~raynas.strategies.base.NASSearcher`).
+
+    Raises:
+        StrategyError: An argument out of range.
+
+    Example:
+        >>> searcher = RegularizedEvolution(space, population_size=50, sample_size=10,
+        ...                                 metric="val_acc", mode="max", seed=0)
+        >>> searcher.suggest("trial_1")
+        {'arch': {...}}
+    """
+
+    def __init__(
+        self,
+        space: Space,
+        *,
+        population_size: int = 20,
+        sample_size: int = 5,
+        crossover_prob: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(population_size, bool) or not isinstance(population_size, int):
+            raise StrategyError(f"population_size must be an integer, got {population_size!r}")
+        if population_size < 2:
+            raise StrategyError(f"population_size must be >= 2, got {population_size=}")
+        if isinstance(sample_size, bool) or not isinstance(sample_size, int):
+            raise StrategyError(f"sample_size must be an integer, got {sample_size!r}")
+        if not 1 <= sample_size <= population_size:
+            raise StrategyError(
+                f"sample_size must be in [1, population_size], got ({sample_size=}, "
+                f"{population_size=})"
+            )
+        if isinstance(crossover_prob, bool) or not isinstance(crossover_prob, int | float):
+            raise StrategyError(f"crossover_prob must be a number, got {crossover_prob!r}")
+        if not 0.0 <= crossover_prob <= 1.0:
+            raise StrategyError(f"crossover_prob must be in [0, 1], got {crossover_prob!r}")
+        super().__init__(space, **kwargs)
+        self.population_size = population_size
+        self.sample_size = sample_size
+        self.crossover_prob = float(crossover_prob)
+        #: (arch, score) of the most recent results, oldest first; score None = failed.
+        self.population: deque[tuple[Arch, float | None]] = deque(maxlen=population_size)
+
+    def propose(self) -> Arch | None:
+        if len(self.population) < self.population_size or self.space.cardinality == 1:
+            return self.random_unseen()
+        parent = self._tournament()
+        if self.crossover_prob > 0.0 and self.rng.random() < self.crossover_prob:
+            parent = self.space.crossover(parent, self._tournament(), self.rng)
+        return self.space.mutate(parent, self.rng)
+
+    def observe(self, arch: Arch, score: float | None, result: Mapping[str, Any] | None) -> None:
+        self.population.append((arch, score))  # maxlen: the oldest member dies
+
+    def _tournament(self) -> Arch:
+        """The best of ``sample_size`` members drawn without replacement (failed rank last)."""
+        picks = self.rng.choice(len(self.population), size=self.sample_size, replace=False)
+        best_arch, best_score = self.population[int(picks[0])]
+        for i in picks[1:]:
+            arch, score = self.population[int(i)]
+            if score is not None and (best_score is None or score > best_score):
+                best_arch, best_score = arch, score
+        return best_arch

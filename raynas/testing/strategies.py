@@ -1,0 +1,500 @@
+"""A conformance suite that every search strategy passes; strategy authors reuse it in tests.
+
+Like ``optuna/testing/pytest_samplers.py``, this module ships with the library. Each
+``check_*`` function takes a registered strategy name (plus keyword arguments for its
+constructor), drives the searcher by hand the way Ray Tune does (``suggest`` /
+``on_trial_result`` / ``on_trial_complete``, no Ray runtime) and raises
+:class:`AssertionError` naming the strategy and the property that broke.
+:func:`run_strategy_conformance` runs them all; :class:`HandDriver` is the driver, also
+useful for benchmarks and learning tests.
+
+Example:
+    >>> from raynas.testing.strategies import run_strategy_conformance
+    >>> run_strategy_conformance("evolution", population_size=10)
+
+In a pytest module, parametrise over the registry::
+
+    @pytest.mark.parametrize("name", list_strategies())
+    @pytest.mark.parametrize("check", STRATEGY_CHECKS)
+    def test_conformance(name, check, tmp_path):
+        check(name, tmp_path=tmp_path)
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import json
+import math
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ray.tune.search import Searcher
+
+from raynas.registry import STRATEGIES, get_space
+from raynas.space import Arch, Choice, Float, InvalidArchitecture, Space
+from raynas.strategies import NASSearcher, StrategyError, get_strategy
+
+__all__ = [
+    "BAD_RESULTS",
+    "METRIC",
+    "STRATEGY_CHECKS",
+    "HandDriver",
+    "check_all_failed",
+    "check_concurrent",
+    "check_constructor",
+    "check_finishes",
+    "check_mode",
+    "check_no_duplicates",
+    "check_proposals_valid",
+    "check_save_restore",
+    "check_seeded",
+    "check_survives_bad_results",
+    "continuous_space",
+    "default_spaces",
+    "flaky_objective",
+    "hash_objective",
+    "make_searcher",
+    "run_strategy_conformance",
+    "small_space",
+    "supports",
+    "tiny_space",
+]
+
+METRIC = "score"
+#: Result kinds a searcher must survive, cycled by :func:`check_survives_bad_results`.
+BAD_RESULTS: tuple[tuple[str, Any], ...] = (
+    ("nan", {METRIC: math.nan}),
+    ("inf", {METRIC: math.inf}),
+    ("-inf", {METRIC: -math.inf}),
+    ("none", None),
+    ("missing metric", {"other": 1.0}),
+    ("string metric", {METRIC: "high"}),
+    ("error", "error"),
+    ("complete(None) after on_trial_result", "reported-only"),
+    ("constraint_violated", {METRIC: 1.0, "status": "constraint_violated"}),
+    ("diverged", {METRIC: 1.0, "status": "diverged"}),
+)
+
+Objective = Callable[[Arch], Any]
+
+
+def hash_objective(arch: Arch) -> float:
+    """A deterministic score in [0, 1) from the arch's canonical JSON (no structure)."""
+    blob = json.dumps(arch, sort_keys=True, separators=(",", ":"))
+    return int(hashlib.sha256(blob.encode()).hexdigest()[:8], 16) / 16**8
+
+
+def tiny_space() -> Space:
+    """A space of exactly 4 members."""
+    return Space({"a": Choice([0, 1]), "b": Choice(["x", "y"])}, name="tiny4")
+
+
+def small_space() -> Space:
+    """NAS-Bench-201 with 3 ops: 729 members."""
+    return get_space("nb201", ops=["none", "skip_connect", "nor_conv_3x3"])  # type: ignore[no-any-return]
+
+
+def continuous_space() -> Space:
+    """A space with continuous decisions (``Float`` without a step)."""
+    return Space(
+        {"lr": Float(1e-4, 1e-1, log=True), "dropout": Float(0.0, 0.5), "act": Choice(["a", "b"])},
+        name="continuous",
+    )
+
+
+def default_spaces() -> list[Space]:
+    """The spaces :func:`run_strategy_conformance` uses: a cell, a macro chain, continuous."""
+    return [small_space(), get_space("mobilenet"), continuous_space()]
+
+
+def flaky_objective(clean_after: int = 12, every: int = 3) -> Objective:
+    """:func:`hash_objective` whose first ``clean_after`` results and every ``every``-th one
+    after are bad, cycling through :data:`BAD_RESULTS`."""
+    calls = [0]
+
+    def objective(arch: Arch) -> Any:
+        calls[0] += 1
+        i = calls[0]
+        if i <= clean_after or i % every == 0:
+            return BAD_RESULTS[i % len(BAD_RESULTS)][1]
+        return hash_objective(arch)
+
+    return objective
+
+
+def _fail(name: str, what: str) -> AssertionError:
+    return AssertionError(f"strategy {name!r}: {what}")
+
+
+def make_searcher(
+    name: str, space: Space, *, seed: int = 0, mode: str = "max", **kwargs: Any
+) -> NASSearcher:
+    """``get_strategy(name, space, metric="score", mode=mode, seed=seed, **kwargs)``."""
+    kwargs.setdefault("metric", METRIC)
+    return get_strategy(name, space, mode=mode, seed=seed, **kwargs)
+
+
+def supports(name: str, space: Space) -> bool:
+    """Whether strategy ``name`` can run on ``space`` (discrete-only ones need a discrete one)."""
+    return space.is_discrete or not STRATEGIES.get(name).needs_discrete
+
+
+def _searcher_for(name: str, space: Space, **kwargs: Any) -> NASSearcher | None:
+    """The searcher, or None where the strategy refuses the space with a StrategyError
+    (discrete-only strategies on continuous spaces, ``grid`` on huge ones)."""
+    if not supports(name, space):
+        return None
+    try:
+        return make_searcher(name, space, **kwargs)
+    except StrategyError:
+        if space.is_discrete and (space.cardinality or 0) <= 1_000_000:
+            raise
+        return None
+
+
+class HandDriver:
+    """Drive a searcher by hand as Tune would: suggest, report, complete; FIFO or shuffled.
+
+    Args:
+        searcher: The searcher under test.
+        objective: ``arch -> value``: a number (reported as ``{metric: value}``), a result
+            dict, None (completed with ``result=None``), ``"error"`` (``error=True``) or
+            ``"reported-only"`` (``{metric: 0.5}`` by ``on_trial_result``, then
+            ``on_trial_complete(trial_id, None)``).
+        concurrency: Most trials in flight; the oldest (or, with ``shuffle``, a random one)
+            completes when the limit is reached or the searcher asks to wait.
+        metric: Result key for numeric objectives.
+        shuffle: Complete a random in-flight trial (seeded by ``seed``) instead of the oldest.
+        seed: Seed of the completion order.
+
+    Example:
+        >>> driver = HandDriver(searcher, lambda arch: 0.5, concurrency=4)
+        >>> archs = driver.run(20)
+    """
+
+    def __init__(
+        self,
+        searcher: Searcher,
+        objective: Objective,
+        *,
+        concurrency: int = 1,
+        metric: str = METRIC,
+        shuffle: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.searcher = searcher
+        self.objective = objective
+        self.concurrency = concurrency
+        self.metric = metric
+        self.shuffle = shuffle
+        self.rng = np.random.default_rng(seed)
+        self.in_flight: list[tuple[str, Arch]] = []
+        self.proposals: list[Arch] = []
+        self.finished = False
+        self.count = 0
+
+    def clone_for(self, searcher: Searcher) -> HandDriver:
+        """A driver in this driver's exact state (trials in flight, order RNG) for ``searcher``."""
+        other = copy.copy(self)
+        other.searcher = searcher
+        other.rng = copy.deepcopy(self.rng)
+        other.in_flight = list(self.in_flight)
+        other.proposals = list(self.proposals)
+        return other
+
+    def complete_one(self) -> None:
+        """Complete one trial in flight (the oldest, or a random one with ``shuffle``)."""
+        i = int(self.rng.integers(len(self.in_flight))) if self.shuffle else 0
+        trial_id, arch = self.in_flight.pop(i)
+        value = self.objective(arch)
+        if value == "error":
+            self.searcher.on_trial_complete(trial_id, None, error=True)
+            return
+        if value == "reported-only":  # the metric came with on_trial_result only
+            self.searcher.on_trial_result(trial_id, {self.metric: 0.5})
+            self.searcher.on_trial_complete(trial_id, None)
+            return
+        result = {self.metric: value} if isinstance(value, int | float) else value
+        if result is not None:
+            self.searcher.on_trial_result(trial_id, dict(result))
+        self.searcher.on_trial_complete(trial_id, result)
+
+    def complete_all(self) -> None:
+        while self.in_flight:
+            self.complete_one()
+
+    def step(self) -> Arch | None:
+        """One suggestion (completing trials as needed); None once the searcher FINISHED."""
+        while True:
+            if len(self.in_flight) >= self.concurrency:
+                self.complete_one()
+            trial_id = f"trial_{self.count:05d}"
+            out = self.searcher.suggest(trial_id)
+            if out == Searcher.FINISHED:
+                self.finished = True
+                return None
+            if out is None:
+                if not self.in_flight:
+                    name = getattr(self.searcher, "name", type(self.searcher).__name__)
+                    raise _fail(name, "suggest() returned None with no trial in flight")
+                self.complete_one()
+                continue
+            self.count += 1
+            if not (isinstance(out, dict) and set(out) == {"arch"}):
+                name = getattr(self.searcher, "name", "?")
+                raise _fail(name, f"suggest() must return {{'arch': arch}}, got {out!r}")
+            arch = out["arch"]
+            self.in_flight.append((trial_id, arch))
+            self.proposals.append(arch)
+            return arch  # type: ignore[no-any-return]
+
+    def run(self, n: int) -> list[Arch]:
+        """Up to ``n`` more proposals (fewer if the searcher finishes); returns them."""
+        out = []
+        for _ in range(n):
+            arch = self.step()
+            if arch is None:
+                break
+            out.append(arch)
+        return out
+
+
+def _ids(space: Space, archs: Sequence[Arch]) -> list[str]:
+    return [space.arch_id(a) for a in archs]
+
+
+# --------------------------------------------------------------------------------------
+# Checks
+# --------------------------------------------------------------------------------------
+
+
+def check_constructor(name: str, **kwargs: Any) -> None:
+    """Every constructor argument after ``space`` is keyword-only with a default, and a
+    continuous space is refused with :class:`StrategyError` exactly when the strategy says
+    it ``needs_discrete``."""
+    cls = STRATEGIES.get(name)
+    for pname, p in inspect.signature(cls.__init__).parameters.items():
+        if pname in ("self", "space") or p.kind is p.VAR_KEYWORD:
+            continue
+        if p.kind is not p.KEYWORD_ONLY or p.default is inspect.Parameter.empty:
+            raise _fail(name, f"argument {pname!r} must be keyword-only with a default")
+    space = continuous_space()
+    try:
+        make_searcher(name, space, **kwargs)
+    except StrategyError as err:
+        if not cls.needs_discrete:
+            raise _fail(name, f"refused a continuous space without needs_discrete: {err}") from err
+    else:
+        if cls.needs_discrete:
+            raise _fail(name, "needs_discrete but accepted a continuous space")
+
+
+def check_proposals_valid(
+    name: str, spaces: Sequence[Space] | None = None, n: int = 30, **kwargs: Any
+) -> None:
+    """Proposals are ``{"arch": arch}`` with ``arch`` a valid, JSON-able member."""
+    tested = 0
+    for space in spaces if spaces is not None else default_spaces():
+        searcher = _searcher_for(name, space, **kwargs)
+        if searcher is None:
+            continue
+        tested += 1
+        driver = HandDriver(searcher, hash_objective, concurrency=2)
+        for arch in driver.run(n):
+            try:
+                space.validate(arch)
+            except InvalidArchitecture as err:
+                raise _fail(name, f"invalid proposal on {space.name!r}: {err}") from err
+            if json.loads(json.dumps(arch)) != arch:
+                raise _fail(name, f"proposal on {space.name!r} is not plain JSON: {arch!r}")
+        if len(driver.proposals) < n and not driver.finished:
+            raise _fail(name, f"only {len(driver.proposals)} proposals on {space.name!r}")
+    if not tested:
+        raise _fail(name, "refused every space it was given")
+
+
+def check_no_duplicates(name: str, n: int = 120, **kwargs: Any) -> None:
+    """No architecture is proposed twice on a small discrete space (729 members)."""
+    space = small_space()
+    driver = HandDriver(
+        make_searcher(name, space, **kwargs), hash_objective, concurrency=4, shuffle=True
+    )
+    ids = _ids(space, driver.run(n))
+    if len(set(ids)) != len(ids):
+        raise _fail(name, f"{len(ids) - len(set(ids))} duplicate proposals in {len(ids)}")
+
+
+def check_finishes(name: str, **kwargs: Any) -> None:
+    """On a 4-member space: the 4 members once each, then ``Searcher.FINISHED``, for good."""
+    for concurrency in (1, 3):
+        space = tiny_space()
+        searcher = make_searcher(name, space, **kwargs)
+        driver = HandDriver(searcher, hash_objective, concurrency=concurrency)
+        archs = driver.run(50)
+        ids = _ids(space, archs)
+        if not driver.finished:
+            raise _fail(name, f"no FINISHED on a 4-member space after {len(archs)} proposals")
+        if sorted(set(ids)) != sorted(ids) or len(ids) != 4:
+            raise _fail(name, f"proposed {len(ids)} archs ({len(set(ids))} distinct), not 4")
+        driver.complete_all()
+        if searcher.suggest("after_end") != Searcher.FINISHED:
+            raise _fail(name, "suggest() after FINISHED did not return FINISHED again")
+
+
+def check_survives_bad_results(name: str, spaces: Sequence[Space] | None = None, **kw: Any) -> None:
+    """NaN, inf, None, a missing or non-numeric metric, ``error=True`` and failed statuses
+    neither crash the searcher nor stop it proposing valid architectures; unknown and
+    repeated trial ids are ignored."""
+    for space in spaces if spaces is not None else [small_space(), continuous_space()]:
+        searcher = _searcher_for(name, space, **kw)
+        if searcher is None:
+            continue
+        driver = HandDriver(searcher, flaky_objective(), concurrency=3)
+        archs = driver.run(40)
+        for arch in archs:
+            space.validate(arch)
+        searcher.on_trial_complete("never_suggested", {METRIC: 1.0})
+        searcher.on_trial_result("never_suggested", {METRIC: 1.0})
+        if driver.in_flight:
+            trial_id, _ = driver.in_flight[0]
+            driver.complete_one()
+            searcher.on_trial_complete(trial_id, {METRIC: 2.0})  # completed twice
+        if len(archs) < 40 and not driver.finished:
+            raise _fail(name, f"stopped after {len(archs)} proposals with bad results")
+        if driver.step() is None and not driver.finished:
+            raise _fail(name, "no proposal after the bad results")
+
+
+def check_all_failed(name: str, **kwargs: Any) -> None:
+    """A search where every trial fails keeps proposing distinct valid architectures."""
+    space = small_space()
+    driver = HandDriver(make_searcher(name, space, **kwargs), lambda a: None, concurrency=2)
+    ids = _ids(space, driver.run(30))
+    if len(ids) < 30 or len(set(ids)) != len(ids):
+        raise _fail(
+            name, f"with every trial failing: {len(ids)} proposals, {len(set(ids))} distinct"
+        )
+
+
+def check_save_restore(
+    name: str,
+    spaces: Sequence[Space] | None = None,
+    *,
+    tmp_path: Path | None = None,
+    **kwargs: Any,
+) -> None:
+    """``save`` mid-search (trials in flight) then ``restore`` into a *fresh* instance built
+    with the same arguments: the next 20 proposals equal the uninterrupted searcher's."""
+    for space in spaces if spaces is not None else [small_space(), continuous_space()]:
+        if not supports(name, space):
+            continue
+        with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
+            a = make_searcher(name, space, seed=7, **kwargs)
+            driver_a = HandDriver(a, hash_objective, concurrency=3, shuffle=True, seed=1)
+            driver_a.run(25)
+            path = str(Path(tmp) / "searcher.pkl")
+            a.save(path)
+            b = make_searcher(name, space, seed=7, **kwargs)
+            b.restore(path)
+            driver_b = driver_a.clone_for(b)
+            next_a = _ids(space, driver_a.run(20))
+            next_b = _ids(space, driver_b.run(20))
+        if next_a != next_b:
+            first = next(i for i, (x, y) in enumerate(zip(next_a, next_b)) if x != y)
+            raise _fail(
+                name,
+                f"on {space.name!r} a restored searcher diverges at proposal {first} of 20 "
+                "after the checkpoint",
+            )
+
+
+def _sequence(name: str, space: Space, n: int, *, seed: int, **kwargs: Any) -> list[str]:
+    driver = HandDriver(make_searcher(name, space, seed=seed, **kwargs), hash_objective)
+    return _ids(space, driver.run(n))
+
+
+def check_seeded(name: str, n: int = 25, **kwargs: Any) -> None:
+    """The same seed gives the same sequence; another seed another one."""
+    space = small_space()
+    first = _sequence(name, space, n, seed=3, **kwargs)
+    if first != _sequence(name, space, n, seed=3, **kwargs):
+        raise _fail(name, "two searchers with seed 3 proposed different sequences")
+    if first == _sequence(name, space, n, seed=4, **kwargs):
+        raise _fail(name, "seeds 3 and 4 proposed the same sequence")
+
+
+def check_mode(name: str, n: int = 30, **kwargs: Any) -> None:
+    """``mode="min"`` on ``-f`` searches exactly like ``mode="max"`` on ``f``; metric and mode
+    given later through ``set_search_properties`` work like constructor arguments."""
+    space = small_space()
+
+    def neg(arch: Arch) -> float:
+        return -hash_objective(arch)
+
+    maxed = HandDriver(make_searcher(name, space, mode="max", **kwargs), hash_objective)
+    mined = HandDriver(make_searcher(name, space, mode="min", **kwargs), neg)
+    seq_max, seq_min = _ids(space, maxed.run(n)), _ids(space, mined.run(n))
+    if seq_max != seq_min:
+        raise _fail(name, "mode='min' on -f and mode='max' on f proposed different sequences")
+    late = get_strategy(name, space, seed=0, **kwargs)
+    late.set_search_properties(METRIC, "max", {})
+    if _ids(space, HandDriver(late, hash_objective).run(n)) != seq_max:
+        raise _fail(name, "metric/mode from set_search_properties changed the sequence")
+
+
+def check_concurrent(name: str, n_parallel: int = 8, **kwargs: Any) -> None:
+    """Several suggestions before any completion are distinct and valid (at least one is a
+    proposal), completing them in any order works, and the search goes on."""
+    space = small_space()
+    searcher = make_searcher(name, space, **kwargs)
+    outs = [searcher.suggest(f"p{i}") for i in range(n_parallel)]
+    archs = [(f"p{i}", o["arch"]) for i, o in enumerate(outs) if isinstance(o, dict)]
+    if not archs:
+        raise _fail(name, f"none of {n_parallel} suggestions before any completion was a proposal")
+    ids = _ids(space, [a for _, a in archs])
+    if len(set(ids)) != len(ids):
+        raise _fail(name, "concurrent suggestions repeat an architecture")
+    driver = HandDriver(searcher, hash_objective, concurrency=n_parallel, shuffle=True, seed=2)
+    driver.in_flight = list(archs)
+    more = driver.run(30)
+    all_ids = ids + _ids(space, more)
+    if len(more) < 30 or len(set(all_ids)) != len(all_ids):
+        raise _fail(name, f"after concurrent start: {len(more)} proposals, duplicates or stall")
+
+
+#: Every check, in the order :func:`run_strategy_conformance` runs them.
+STRATEGY_CHECKS: tuple[Callable[..., None], ...] = (
+    check_constructor,
+    check_proposals_valid,
+    check_no_duplicates,
+    check_finishes,
+    check_survives_bad_results,
+    check_all_failed,
+    check_save_restore,
+    check_seeded,
+    check_mode,
+    check_concurrent,
+)
+
+
+def run_strategy_conformance(name: str, *, tmp_path: Path | None = None, **kwargs: Any) -> None:
+    """Run every check of this module on strategy ``name``.
+
+    Args:
+        name: A registered strategy.
+        tmp_path: Folder for checkpoint files (a temporary one by default).
+        **kwargs: Constructor arguments for the strategy (e.g. a smaller budget).
+
+    Raises:
+        AssertionError: The first property that does not hold.
+    """
+    for check in STRATEGY_CHECKS:
+        if check is check_save_restore:
+            check(name, tmp_path=tmp_path, **kwargs)
+        else:
+            check(name, **kwargs)

@@ -1,0 +1,460 @@
+"""What every one-shot trainable shares: options, data halves, the epoch report, checkpoints.
+
+A one-shot trial trains a weight-sharing supernet of ``config["space"]`` (``nb201`` or
+``darts``, sized by its ``space_args``) and searches *inside* the trial. The outer Tune search
+proposes an ``arch`` from the same space as for any trainable, but a one-shot trial never trains
+it: the arch only picks the trial's seed (:func:`trainables.classify.trial_seed` of the
+experiment seed and the arch id), so ``budget.trials`` differently seeded one-shot runs are
+made, and the outer strategy must be ``random`` or ``grid``.
+
+Method options come from ``config["trainable_args"]``, one frozen pydantic model per method
+(:class:`OneShotOptions` and subclasses); unknown keys and bad values are reported with their
+field path (``trainable_args.arch_lr: must be > 0, got -1``) by ``check_config`` before Ray
+starts, and raised by the trainable as a ``ValueError`` otherwise.
+
+Each Tune step is one search epoch and reports ``epoch, train_loss, train_acc, val_loss,
+val_acc, lr, arch_entropy, collapse, collapse_warning, arch_str, arch_id, derived_arch`` (the
+derived arch as canonical JSON), ``arch`` (the same as a nested dict), ``status``, plus the
+method's own metrics. The derived arch is also written to ``derived_arch.json`` in the trial
+folder (and into every checkpoint). The final result adds the derived child's ``params``,
+``flops`` and ``latency_ms`` (its evaluation network under the same ``space_args``).
+
+The search runs in float32 (``train.amp`` and ``train.channels_last`` are not used: the
+second-order step differentiates through a virtual step, and search cost is dominated by the
+many small ops of the supernet). ``train`` otherwise applies as for ``classify``: optimizer,
+lr with cosine decay over all search steps, momentum, weight decay, grad clipping, batch size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from ray import tune
+from torch import nn
+
+from trainables.classify import build_child, space_from_config, trial_device, trial_seed
+from trainables.cost import measure_cost
+from trainables.data import batches, load_dataset
+
+__all__ = [
+    "DERIVED_ARCH_FILE",
+    "METRICS",
+    "OneShotOptions",
+    "OneShotTrainable",
+    "check_oneshot_config",
+    "parse_options",
+]
+
+DERIVED_ARCH_FILE = "derived_arch.json"
+CHECKPOINT_FILE = "oneshot.pt"
+OUTER_STRATEGIES = ("random", "grid")
+METRICS = (
+    "val_acc",
+    "val_loss",
+    "train_acc",
+    "train_loss",
+    "arch_entropy",
+    "collapse",
+    "params",
+    "flops",
+    "latency_ms",
+)
+logger = logging.getLogger("raynas.oneshot")
+
+
+# --- options ------------------------------------------------------------------------------
+class OneShotOptions(BaseModel):
+    """Options every one-shot method takes (keys of ``trainable_args``).
+
+    Attributes:
+        train_portion: Share of the training split that trains the shared weights; the rest
+            trains the architecture (DARTS/GDAS) or the controller (ENAS). The validation
+            split is never used by the search; it measures ``val_acc``.
+        collapse_threshold: Warn (``collapse_warning: true``) when the share of parameter-free
+            ops in the derived (normal) cell exceeds this.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train_portion: float = Field(0.5, gt=0.0, lt=1.0)
+    collapse_threshold: float = Field(0.5, ge=0.0, le=1.0)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # pydantic would read true as 1
+            raise ValueError("must be a number, not true/false")
+        return value
+
+
+def parse_options(
+    cls: type[OneShotOptions], args: Mapping[str, Any] | None
+) -> tuple[OneShotOptions | None, list[str]]:
+    """Build ``cls`` from ``trainable_args``; errors are ``trainable_args.<key>: ...`` lines.
+
+    Args:
+        cls: The method's options model.
+        args: ``config["trainable_args"]`` (None: all defaults).
+
+    Returns:
+        ``(options, [])`` or ``(None, errors)``.
+    """
+    try:
+        return cls.model_validate(dict(args or {})), []
+    except ValidationError as err:
+        errors = []
+        for e in err.errors():
+            path = ".".join(["trainable_args", *(str(p) for p in e["loc"])])
+            if e["type"] == "extra_forbidden":
+                errors.append(f"{path}: unknown option; known options: {sorted(cls.model_fields)}")
+                continue
+            msg = e["msg"].removeprefix("Value error, ")
+            errors.append(f"{path}: {msg[:1].lower()}{msg[1:]}, got {e.get('input')!r}")
+        return None, errors
+
+
+def check_oneshot_config(exp: Any, options: type[OneShotOptions]) -> list[str]:
+    """The config checks of a one-shot trainable; one ``field.path: message`` line each."""
+    from search_spaces.models.supernet import SUPERNET_SPACES
+    from trainables.data import DATASETS
+
+    name = exp.trainable
+    errors: list[str] = []
+    if exp.space not in SUPERNET_SPACES:
+        errors.append(
+            f"space: one-shot trainable {name!r} searches a supernet of {list(SUPERNET_SPACES)}, "
+            f"got {exp.space!r} (a hyper-parameter space file is not supported: method options "
+            "go in trainable_args)"
+        )
+    errors.extend(parse_options(options, exp.trainable_args)[1])
+    if exp.data.name not in DATASETS:
+        errors.append(f"data.name: unknown dataset {exp.data.name!r}; known: {list(DATASETS)}")
+    elif exp.data.name in ("wine", "breast_cancer"):
+        errors.append(f"data.name: one-shot supernets need images; {exp.data.name!r} is tabular")
+    if exp.strategy.name not in OUTER_STRATEGIES:
+        errors.append(
+            f"strategy.name: {exp.strategy.name!r} learns from the proposed arch, but a one-shot "
+            f"trial only uses it as a seed; use one of {list(OUTER_STRATEGIES)}"
+        )
+    if exp.objective.constraints:
+        errors.append(
+            "objective.constraints: a one-shot trial derives its arch while it runs and cannot "
+            "refuse it before training; remove them (the final result reports the derived "
+            "child's params/flops/latency_ms)"
+        )
+    if exp.scheduler.name == "pbt_evolution":
+        errors.append(
+            "scheduler.name: pbt_evolution mutates a trial's arch; one-shot trials derive theirs "
+            "(use fifo, asha, hyperband or median)"
+        )
+    return errors
+
+
+# --- helpers ------------------------------------------------------------------------------
+def cosine_schedule(total_steps: int, warmup_steps: int) -> Any:
+    """``step -> lr factor``: linear warm-up, then cosine decay to 0 at ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+class OneShotTrainable(tune.Trainable):
+    """Base of the one-shot trainables: one search epoch per Tune step.
+
+    Subclasses set :attr:`OPTIONS` and implement :meth:`_setup_method`, :meth:`_search_epoch`,
+    :meth:`_derive`, :meth:`_eval_logits`, :meth:`_method_state`, :meth:`_load_method_state`.
+    """
+
+    METRICS: ClassVar[tuple[str, ...]] = METRICS
+    OPTIONS: ClassVar[type[OneShotOptions]] = OneShotOptions
+    epoch: int
+    arch: dict[str, Any] | None
+    previous_arch: dict[str, Any] | None
+
+    # --- Tune API ---------------------------------------------------------------------
+    def setup(self, config: dict[str, Any]) -> None:
+        logging.getLogger("ray").setLevel(logging.WARNING)
+        self._init(config)
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        self._init(new_config)
+        return True
+
+    def step(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        metrics = self._search_epoch()
+        self.epoch += 1
+        lr = self.w_optimizer.param_groups[0]["lr"]
+        base = {"status": "ok", "epoch": self.epoch, "lr": lr, **metrics}
+        if not all(math.isfinite(float(v)) for v in metrics.values()):
+            return {**base, "status": "diverged", "done": True}
+        arch = self.space.canonical(self._derive())
+        val_loss, val_acc = self._evaluate(self.data.val_x, self.data.val_y)
+        collapse = self.net.collapse_share(arch)
+        warn = collapse > self.opts.collapse_threshold
+        done = self.epoch >= int(self.train_cfg["epochs"])
+        result: dict[str, Any] = {
+            **base,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "collapse": collapse,
+            "collapse_warning": warn,
+            "stop_reason": "epochs" if done else "",
+        }
+        if warn:
+            logger.warning(
+                "one-shot %s, epoch %d: %.0f%% of the derived cell's ops are parameter-free "
+                "(threshold %.0f%%): the search may be collapsing to skip connections%s",
+                self.METHOD,
+                self.epoch,
+                100 * collapse,
+                100 * self.opts.collapse_threshold,
+                "; see trainable_args.remedy" if hasattr(self.opts, "remedy") else "",
+            )
+            if getattr(self.opts, "remedy", None) == "early_stop":
+                done = True
+                result["stop_reason"] = "collapse"
+                if self.previous_arch is not None:  # the last arch before the collapse
+                    arch = self.previous_arch
+        if not warn:
+            self.previous_arch = arch
+        if not math.isfinite(val_loss):
+            result.update(status="diverged")
+            done = True
+        self.arch = arch
+        result.update(self._arch_fields(arch), epoch_time_s=time.perf_counter() - start)
+        if done:
+            result.update(self._child_cost(arch))
+        result["done"] = done
+        self._write_trial_file(DERIVED_ARCH_FILE, self._arch_json(arch))
+        return result
+
+    def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any] | None:
+        state = {
+            "epoch": self.epoch,
+            "net": self.net.state_dict(),
+            "w_optimizer": self.w_optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "previous_arch": self.previous_arch,
+            "arch": self.arch,
+            "method": self._method_state(),
+        }
+        torch.save(state, Path(checkpoint_dir) / CHECKPOINT_FILE)
+        if self.arch is not None:
+            (Path(checkpoint_dir) / DERIVED_ARCH_FILE).write_text(self._arch_json(self.arch))
+        return None
+
+    def load_checkpoint(self, checkpoint: str | dict[str, Any] | None) -> None:
+        if not isinstance(checkpoint, str):
+            return
+        state = torch.load(
+            Path(checkpoint) / CHECKPOINT_FILE, map_location=self.device, weights_only=False
+        )
+        self.net.load_state_dict(state["net"])
+        self.w_optimizer.load_state_dict(state["w_optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"].cpu())
+        torch.set_rng_state(state["torch_rng"])
+        self.previous_arch, self.arch = state["previous_arch"], state["arch"]
+        self._load_method_state(state["method"])
+        self.epoch = int(state["epoch"])
+
+    @classmethod
+    def check_config(cls, exp: Any) -> list[str]:
+        """Config checks before Ray starts; one ``field.path: message`` line each."""
+        return check_oneshot_config(exp, cls.OPTIONS)
+
+    # --- subclass hooks -----------------------------------------------------------------
+    METHOD: ClassVar[str] = "oneshot"
+
+    def _setup_method(self) -> None:
+        """Create the method's state (architecture weights, controller, optimizers)."""
+        raise NotImplementedError
+
+    def _search_epoch(self) -> dict[str, float]:
+        """One search epoch; returns ``train_loss``, ``train_acc`` and method metrics."""
+        raise NotImplementedError
+
+    def _derive(self) -> dict[str, Any]:
+        """The architecture the search currently selects."""
+        raise NotImplementedError
+
+    def _eval_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Supernet logits for evaluation (called after :meth:`_derive`)."""
+        raise NotImplementedError
+
+    def _method_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _load_method_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # --- internals ----------------------------------------------------------------------
+    def _init(self, config: dict[str, Any]) -> None:
+        from search_spaces.models.supernet import build_supernet
+
+        self.config = config
+        threads = max(1, int(config.get("resources", {}).get("cpu", 1)))
+        torch.set_num_threads(threads)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        opts, errors = parse_options(self.OPTIONS, config.get("trainable_args"))
+        if opts is None:
+            raise ValueError("; ".join(errors))
+        self.opts = opts
+        self.space = space_from_config(config)
+        outer = self.space.arch_id(config["arch"]) if "arch" in config else "oneshot"
+        self.seed = trial_seed(int(config.get("seed", 0)), outer)
+        self.device = trial_device(config)
+        self.train_cfg: dict[str, Any] = dict(config["train"])
+        data_cfg = config["data"]
+        self.data = load_dataset(
+            data_cfg["name"],
+            root=data_cfg.get("root"),
+            download=bool(data_cfg.get("download", False)),
+            val_fraction=float(data_cfg.get("val_fraction", 0.2)),
+            seed=int(config.get("data_seed", 0)),
+            device=self.device,
+            limit=data_cfg.get("limit"),
+        )
+        if len(self.data.input_shape) != 3:
+            raise ValueError(f"data.name: one-shot supernets need images, got {data_cfg['name']}")
+        self._split_train(int(config.get("data_seed", 0)))
+        torch.manual_seed(self.seed)
+        np.random.seed(self.seed % 2**32)
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.net = build_supernet(
+            self.space, num_classes=self.data.num_classes, in_channels=self.data.input_shape[0]
+        ).to(self.device)
+        cfg = self.train_cfg
+        params = list(self.net.parameters())
+        if cfg.get("optimizer", "sgd") == "adamw":
+            self.w_optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+                params, lr=cfg["lr"], weight_decay=cfg["weight_decay"]
+            )
+        else:
+            self.w_optimizer = torch.optim.SGD(
+                params,
+                lr=cfg["lr"],
+                momentum=cfg.get("momentum", 0.9),
+                weight_decay=cfg.get("weight_decay", 0.0),
+                nesterov=bool(cfg.get("nesterov", True)) and cfg.get("momentum", 0.9) > 0,
+            )
+        steps = self.steps_per_epoch * int(cfg["epochs"])
+        warmup = int(float(cfg.get("warmup_epochs", 0)) * self.steps_per_epoch)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.w_optimizer, cosine_schedule(steps, warmup)
+        )
+        self.epoch = 0
+        self.arch = None
+        self.previous_arch = None
+        self._setup_method()
+
+    def _split_train(self, seed: int) -> None:
+        """Split the training split into the weight half and the architecture half."""
+        n = int(self.data.train_x.shape[0])
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        cut = min(max(1, round(self.opts.train_portion * n)), n - 1)
+        w_idx, a_idx = order[:cut].to(self.device), order[cut:].to(self.device)
+        self.w_x, self.w_y = self.data.train_x[w_idx], self.data.train_y[w_idx]
+        self.a_x, self.a_y = self.data.train_x[a_idx], self.data.train_y[a_idx]
+        size = int(self.train_cfg["batch_size"])
+        self.steps_per_epoch = max(1, min(math.ceil(cut / size), math.ceil((n - cut) / size)))
+
+    def w_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One shuffled pass over the weight half."""
+        size = int(self.train_cfg["batch_size"])
+        return batches(
+            self.w_x,
+            self.w_y,
+            batch_size=size,
+            shuffle=True,
+            generator=self.generator,
+            augment=self.data.augment,
+        )
+
+    def a_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless shuffled passes over the architecture half."""
+        size = int(self.train_cfg["batch_size"])
+        while True:
+            yield from batches(
+                self.a_x,
+                self.a_y,
+                batch_size=size,
+                shuffle=True,
+                generator=self.generator,
+                augment=self.data.augment,
+            )
+
+    def weight_step(self, loss: torch.Tensor) -> None:
+        """Backward, clip (``train.grad_clip``), step the shared weights and the lr schedule."""
+        self.w_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.train_cfg.get("grad_clip")
+        if clip:
+            nn.utils.clip_grad_norm_(self.net.parameters(), float(clip))
+        self.w_optimizer.step()
+        self.scheduler.step()
+
+    @torch.no_grad()
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        self.net.eval()
+        total, correct = 0.0, 0
+        size = int(self.train_cfg.get("eval_batch_size", 512))
+        for xb, yb in batches(x, y, batch_size=size, shuffle=False, generator=None):
+            logits = self._eval_logits(xb).float()
+            total += float(F.cross_entropy(logits, yb, reduction="sum"))
+            correct += int((logits.argmax(1) == yb).sum())
+        self.net.train()
+        n = max(int(y.shape[0]), 1)
+        return total / n, correct / n
+
+    def _arch_fields(self, arch: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "arch": arch,
+            "arch_str": self.space.to_string(arch),
+            "arch_id": self.space.arch_id(arch),
+            "derived_arch": self._arch_json(arch),
+        }
+
+    @staticmethod
+    def _arch_json(arch: dict[str, Any]) -> str:
+        return json.dumps(arch, sort_keys=True, separators=(",", ":"))
+
+    def _child_cost(self, arch: dict[str, Any]) -> dict[str, Any]:
+        """Cost of the derived child's evaluation network (same ``space_args``)."""
+        child = build_child(
+            self.space, arch, tuple(self.data.input_shape), self.data.num_classes
+        ).to(self.device)
+        repeats = int(self.train_cfg.get("latency_repeats", 10))
+        return measure_cost(
+            child, tuple(self.data.input_shape), device=self.device, latency_repeats=repeats
+        ).as_dict()
+
+    def _write_trial_file(self, name: str, text: str) -> None:
+        """Write ``name`` into the trial folder of the experiment (or the logdir outside Tune)."""
+        storage = getattr(self, "_storage", None)
+        if storage is not None and getattr(storage, "trial_dir_name", None):
+            fs = storage.storage_filesystem
+            fs.create_dir(storage.trial_fs_path, recursive=True)
+            with fs.open_output_stream(f"{storage.trial_fs_path}/{name}") as fh:
+                fh.write(text.encode())
+            return
+        Path(self.logdir, name).write_text(text)

@@ -1,0 +1,171 @@
+"""``gdas``: gradient-based search with differentiable sampling (Dong & Yang, CVPR 2019).
+
+Like first-order DARTS, each step alternates an architecture step (Adam on ``alpha``, on a
+batch of the architecture half) and a weight step (SGD, on a batch of the weight half), but
+every forward pass runs a *single* path: on each edge one op is drawn from
+``softmax((log_softmax(alpha) + gumbel) / tau)`` and its output is scaled by the straight-through
+weight ``hard - soft.detach() + soft`` (value 1, gradient of the soft sample), so ``alpha``
+gets gradients although only the drawn ops run. ``tau`` decays linearly from ``tau_max`` to
+``tau_min`` over the epochs. The derived arch follows the DARTS rules (argmax per edge for
+``nb201``, two strongest inputs per node for ``darts``); ``val_acc`` is measured on that
+derived path.
+
+Options (``trainable_args``): see :class:`GdasOptions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, ValidationInfo, field_validator
+
+from raynas.registry import register_trainable
+from trainables.oneshot.common import OneShotOptions, OneShotTrainable
+from trainables.oneshot.darts import arch_entropy
+
+Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+__all__ = ["GdasOptions", "GdasTrainable", "gumbel_path"]
+
+
+class GdasOptions(OneShotOptions):
+    """Options of the ``gdas`` trainable (keys of ``trainable_args``).
+
+    Attributes:
+        arch_lr: Adam learning rate of the architecture weights.
+        arch_weight_decay: Adam (L2) weight decay of the architecture weights.
+        arch_betas: Adam betas of the architecture weights.
+        arch_init_scale: Architecture weights start as ``arch_init_scale * N(0, 1)``.
+        tau_max: Gumbel-softmax temperature at the first epoch.
+        tau_min: Temperature at the last epoch.
+    """
+
+    arch_lr: float = Field(3e-4, gt=0.0)
+    arch_weight_decay: float = Field(1e-3, ge=0.0)
+    arch_betas: tuple[Beta, Beta] = (0.5, 0.999)
+    arch_init_scale: float = Field(1e-3, ge=0.0)
+    tau_max: float = Field(10.0, gt=0.0)
+    tau_min: float = Field(0.1, gt=0.0)
+
+    @field_validator("tau_min")
+    @classmethod
+    def _tau_decreases(cls, value: float, info: ValidationInfo) -> float:
+        tau_max = info.data.get("tau_max")
+        if tau_max is not None and value > tau_max:
+            raise ValueError(f"must not exceed tau_max ({tau_max})")
+        return value
+
+
+def gumbel_path(
+    alphas: Mapping[str, torch.Tensor], tau: float, generator: torch.Generator | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, list[int]]]:
+    """Draw one op per edge by Gumbel-max and its straight-through weights.
+
+    Args:
+        alphas: Architecture weights per cell type, ``(edges, ops)``.
+        tau: Softmax temperature.
+        generator: Random source (on the alphas' device).
+
+    Returns:
+        ``(weights, sample)``: per cell type the straight-through one-hot weights (value 1 at
+        the drawn op) and the drawn op index per edge.
+    """
+    weights, sample = {}, {}
+    for key, alpha in alphas.items():
+        u = torch.rand(alpha.shape, generator=generator, device=alpha.device, dtype=alpha.dtype)
+        gumbel = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
+        soft = ((F.log_softmax(alpha, dim=-1) + gumbel) / tau).softmax(dim=-1)
+        index = soft.argmax(dim=-1)
+        hard = F.one_hot(index, alpha.shape[-1]).to(soft.dtype)
+        weights[key] = hard - soft.detach() + soft
+        sample[key] = [int(i) for i in index.tolist()]
+    return weights, sample
+
+
+class GdasTrainable(OneShotTrainable):
+    """GDAS on the ``nb201`` or ``darts`` supernet, one epoch a step."""
+
+    METHOD = "gdas"
+    OPTIONS = GdasOptions
+    opts: GdasOptions
+
+    def _setup_method(self) -> None:
+        self.alphas = self.net.init_alphas(
+            scale=self.opts.arch_init_scale,
+            generator=torch.Generator().manual_seed(self.seed),
+            device=self.device,
+        )
+        self.arch_optimizer = torch.optim.Adam(
+            list(self.alphas.values()),
+            lr=self.opts.arch_lr,
+            betas=self.opts.arch_betas,
+            weight_decay=self.opts.arch_weight_decay,
+        )
+        self.eval_sample: dict[str, list[int]] | None = None
+
+    def tau(self) -> float:
+        """The temperature of the current epoch (linear from ``tau_max`` to ``tau_min``)."""
+        epochs = int(self.train_cfg["epochs"])
+        progress = self.epoch / max(epochs - 1, 1)
+        return self.opts.tau_max - (self.opts.tau_max - self.opts.tau_min) * min(progress, 1.0)
+
+    def _path_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        weights, sample = gumbel_path(self.alphas, self.tau(), self.generator)
+        logits = self.net(x, weights, sample)
+        return F.cross_entropy(logits, y), logits
+
+    def _search_epoch(self) -> dict[str, float]:
+        self.net.train()
+        total, correct, seen = 0.0, 0, 0
+        arch_batches = self.a_batches()
+        for xt, yt in self.w_batches():
+            xv, yv = next(arch_batches)
+            arch_loss, _ = self._path_loss(xv, yv)
+            grads = torch.autograd.grad(arch_loss, list(self.alphas.values()), allow_unused=True)
+            self.arch_optimizer.zero_grad(set_to_none=True)
+            for alpha, grad in zip(self.alphas.values(), grads):
+                alpha.grad = None if grad is None else grad.detach()
+            self.arch_optimizer.step()
+            loss, logits = self._path_loss(xt, yt)
+            if not torch.isfinite(loss):
+                return {"train_loss": float("nan"), "train_acc": 0.0}
+            self.weight_step(loss)
+            total += float(loss.detach()) * int(yt.shape[0])
+            correct += int((logits.argmax(1) == yt).sum())
+            seen += int(yt.shape[0])
+        return {
+            "train_loss": total / max(seen, 1),
+            "train_acc": correct / max(seen, 1),
+            "arch_entropy": arch_entropy(self.alphas),
+            "tau": self.tau(),
+        }
+
+    def _derive(self) -> dict[str, Any]:
+        arch = self.net.derive({k: a.detach().softmax(dim=-1) for k, a in self.alphas.items()})
+        self.eval_sample = self.net.sample_from_arch(arch)
+        return arch
+
+    def _eval_logits(self, x: torch.Tensor) -> torch.Tensor:
+        if self.eval_sample is None:
+            self._derive()
+        return self.net(x, sample=self.eval_sample)
+
+    def _method_state(self) -> dict[str, Any]:
+        return {
+            "alphas": {k: a.detach().cpu() for k, a in self.alphas.items()},
+            "arch_optimizer": self.arch_optimizer.state_dict(),
+        }
+
+    def _load_method_state(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for key, alpha in self.alphas.items():
+                alpha.copy_(state["alphas"][key])
+        self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+
+
+register_trainable("gdas", description="one-shot GDAS: Gumbel-softmax single-path sampling")(
+    GdasTrainable
+)

@@ -1,0 +1,189 @@
+"""``tabular``: a Tune trainable that replays a recorded benchmark instead of training.
+
+Select it with ``trainable: tabular`` and point it at a table (see :mod:`raynas.bench.table`)::
+
+    trainable: tabular
+    trainable_args:
+      table: benchmarks/data/nb201-3ops-digits.parquet
+      seed_mode: by_seed          # or mean: the mean of the recorded runs
+      metric_columns: [val_acc, test_acc, params, flops, latency_ms, train_time_s]
+      time_column: train_time_s   # cumulative; default: train_time_s if the table has it
+
+One Tune step replays one recorded epoch of ``config["arch"]``: it reports ``epoch``, every
+metric column at that epoch (the cost columns included; a metric empty at that epoch, e.g.
+``test_acc`` before the last, is left out), ``sim_time_s`` (the time column's value, else the
+epoch number: a simulated clock for time budgets) and ``done`` at the last recorded epoch, so
+ASHA, Hyperband and PBT schedule it as they would a training run. ``seed_mode: by_seed``
+replays the recorded run ``seeds[seed % len(seeds)]`` for the trial's ``seed``. An arch the
+table does not hold fails the trial with a message naming it and the table.
+
+The table is loaded once per worker process (cached by path and modification time).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from raynas.bench.table import SEED_MODES, BenchTable, TableError, load_table
+from raynas.registry import register_trainable, resolve_space
+
+ARGS = ("table", "metric_columns", "seed_mode", "time_column")
+_TABLES: dict[tuple[str, float, str, str], BenchTable] = {}
+
+
+def table_path(raw: Any) -> Path:
+    """The table path; a relative path is taken from the driver's working directory."""
+    p = Path(str(raw)).expanduser()
+    if not p.is_absolute():
+        # Tune runs trainables in the trial folder; it remembers the original one.
+        p = Path(os.environ.get("TUNE_ORIG_WORKING_DIR", os.getcwd())) / p
+    return p
+
+
+def cached_table(
+    path: Path, space_name: str, space_args: dict[str, Any], metric_columns: list[str] | None
+) -> BenchTable:
+    """The table at ``path`` for the space, loaded once per process."""
+    key = (
+        str(path),
+        path.stat().st_mtime,
+        f"{space_name}:{sorted(space_args.items())}",
+        str(metric_columns),
+    )
+    if key not in _TABLES:
+        space = resolve_space(space_name, space_args)
+        _TABLES[key] = load_table(path, space, metrics=metric_columns)
+    return _TABLES[key]
+
+
+def pick_time_column(table: BenchTable, time_column: str | None) -> str | None:
+    """The simulated clock's column: the one given, else ``train_time_s`` if present."""
+    if time_column:
+        return time_column
+    return "train_time_s" if "train_time_s" in table.metrics else None
+
+
+class TabularTrainable(tune.Trainable):
+    """Replay ``config["arch"]``'s recorded curve from ``trainable_args.table``, an epoch a step.
+
+    The metrics depend on the table, so ``METRICS`` is empty and :meth:`check_config` checks
+    the objective against the table's columns instead.
+    """
+
+    METRICS: tuple[str, ...] = ()
+
+    def setup(self, config: dict[str, Any]) -> None:
+        self._init(config)
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        self._init(new_config)
+        return True
+
+    def _init(self, config: dict[str, Any]) -> None:
+        self.config = config
+        args = dict(config.get("trainable_args") or {})
+        spec = config["space"]
+        metrics = args.get("metric_columns")
+        self.table = cached_table(
+            table_path(args["table"]),
+            spec["name"],
+            dict(spec.get("args") or {}),
+            list(metrics) if metrics else None,
+        )
+        self.arch = self.table.space.canonical(config["arch"])
+        self.arch_id = self.table.space.arch_id(self.arch)
+        self.arch_str = self.table.space.to_string(self.arch)
+        seed_mode = args.get("seed_mode") or "mean"
+        self.curve = self.table.curve(
+            self.arch, seed_mode=seed_mode, seed=int(config.get("seed", 0))
+        )
+        self.time_column = pick_time_column(self.table, args.get("time_column"))
+        self.epoch_index = 0
+
+    def step(self) -> dict[str, Any]:
+        row = self.curve.iloc[self.epoch_index]
+        self.epoch_index += 1
+        result: dict[str, Any] = {
+            m: float(row[m]) for m in self.table.metrics if not math.isnan(float(row[m]))
+        }
+        epoch = int(row["epoch"])
+        clock = result.get(self.time_column) if self.time_column else None
+        scalarize = (self.config.get("objective") or {}).get("scalarize")
+        if scalarize and all(m in result for m in scalarize):
+            result["objective"] = sum(float(w) * result[m] for m, w in scalarize.items())
+        result.update(
+            epoch=epoch,
+            sim_time_s=float(clock) if clock is not None else float(epoch),
+            status="ok",
+            arch_id=self.arch_id,
+            arch_str=self.arch_str,
+            done=self.epoch_index >= len(self.curve),
+        )
+        return result
+
+    def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any]:
+        return {"epoch_index": self.epoch_index, "arch": self.arch}
+
+    def load_checkpoint(self, checkpoint: Any) -> None:
+        # PBT may hand over another trial's checkpoint with a new arch: keep our arch and
+        # continue its curve from the epoch reached.
+        if isinstance(checkpoint, dict):
+            self.epoch_index = min(int(checkpoint.get("epoch_index", 0)), len(self.curve) - 1)
+
+    # --- config checks (before Ray starts) ------------------------------------------
+    @staticmethod
+    def check_config(exp: Any) -> list[str]:
+        """Check ``trainable_args`` and load the table; ``path: message`` lines."""
+        args = dict(exp.trainable_args)
+        errors = [
+            f"trainable_args.{k}: unknown argument of 'tabular'; its arguments are {list(ARGS)}"
+            for k in args
+            if k not in ARGS
+        ]
+        if "table" not in args:
+            return [*errors, "trainable_args.table: required: the path of the table to replay"]
+        path = table_path(args["table"])
+        if not path.is_file():
+            return [*errors, f"trainable_args.table: file {str(path)!r} does not exist"]
+        seed_mode = args.get("seed_mode", "mean")
+        if seed_mode not in SEED_MODES:
+            errors.append(
+                f"trainable_args.seed_mode: must be one of {list(SEED_MODES)}, got {seed_mode!r}"
+            )
+        metrics = args.get("metric_columns")
+        if metrics is not None and (
+            not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics)
+        ):
+            return [*errors, "trainable_args.metric_columns: must be a list of column names"]
+        try:
+            table = cached_table(path, exp.space, dict(exp.space_args), metrics or None)
+        except (TableError, FileNotFoundError) as err:
+            return [*errors, f"trainable_args.table: {err}"]
+        except Exception:  # a bad space: check_experiment reports it under `space`
+            return errors
+        time_column = args.get("time_column")
+        if time_column is not None and time_column not in table.metrics:
+            errors.append(
+                f"trainable_args.time_column: {time_column!r} is not a metric column of the "
+                f"table; its metrics are {table.metrics}"
+            )
+        known = [*table.metrics, "epoch", "sim_time_s", "objective"]
+        objectives = [("objective.metric", exp.objective.metric)]
+        objectives += [("objective.also", o.metric) for o in exp.objective.also]
+        objectives += [(f"objective.scalarize.{m}", m) for m in exp.objective.scalarize or {}]
+        for field, metric in objectives:
+            if metric not in known:
+                errors.append(
+                    f"{field}: the table has no column {metric!r}; its metrics are {table.metrics}"
+                )
+        return errors
+
+
+register_trainable("tabular", description="replay a tabular benchmark (no training)")(
+    TabularTrainable
+)
