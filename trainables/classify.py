@@ -34,6 +34,7 @@ from raynas.registry import load_plugins, register_trainable, resolve_space
 from trainables.cost import measure_cost
 from trainables.data import batches, load_dataset
 from trainables.inherit import inherit_weights
+from trainables.schedule import cosine_schedule
 
 #: Every metric this trainable reports (an objective must be one of them).
 METRICS = (
@@ -100,16 +101,6 @@ def build_child(
     if len(input_shape) == 1:
         return space.build(arch, num_classes=num_classes, in_features=input_shape[0])
     return space.build(arch, num_classes=num_classes, in_channels=input_shape[0])
-
-
-def _lr_lambda(total_steps: int, warmup_steps: int):  # type: ignore[no-untyped-def]
-    def f(step: int) -> float:
-        if warmup_steps and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-    return f
 
 
 class ClassifyTrainable(tune.Trainable):
@@ -333,7 +324,7 @@ class ClassifyTrainable(tune.Trainable):
         steps = self._steps_per_epoch() * int(self.train_cfg["epochs"])
         warmup = int(float(self.train_cfg.get("warmup_epochs", 0)) * self._steps_per_epoch())
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _lr_lambda(steps, warmup)
+            self.optimizer, cosine_schedule(steps, warmup)
         )
         self.criterion = nn.CrossEntropyLoss(
             label_smoothing=float(self.train_cfg.get("label_smoothing", 0.0))

@@ -46,6 +46,7 @@ from torch import nn
 from trainables.classify import build_child, space_from_config, trial_device, trial_seed
 from trainables.cost import measure_cost
 from trainables.data import batches, load_dataset
+from trainables.schedule import cosine_schedule
 
 __all__ = [
     "DERIVED_ARCH_FILE",
@@ -162,18 +163,6 @@ def check_oneshot_config(exp: Any, options: type[OneShotOptions]) -> list[str]:
 
 
 # --- helpers ------------------------------------------------------------------------------
-def cosine_schedule(total_steps: int, warmup_steps: int) -> Any:
-    """``step -> lr factor``: linear warm-up, then cosine decay to 0 at ``total_steps``."""
-
-    def factor(step: int) -> float:
-        if warmup_steps and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-    return factor
-
-
 class OneShotTrainable(tune.Trainable):
     """Base of the one-shot trainables: one search epoch per Tune step.
 
