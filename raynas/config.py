@@ -373,7 +373,7 @@ def check_experiment(exp: Experiment, *, address: str | None = None) -> None:
         metrics = (*getattr(trainable, "METRICS", ()), "objective")
         if exp.objective.scalarize:
             for m in exp.objective.scalarize:
-                if m not in metrics:
+                if len(metrics) > 1 and m not in metrics:
                     errors.append(
                         f"objective.scalarize.{m}: {exp.trainable!r} does not report {m!r}; "
                         f"it reports {list(metrics[:-1])}"

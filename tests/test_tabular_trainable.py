@@ -162,6 +162,7 @@ def test_good_config_passes(table_path: Path, tmp_path: Path) -> None:
     check_experiment(load_config(exp))
 
 
+@pytest.mark.slow  # a real Tune run: ~20 s on an idle 2-CPU machine, minutes when shared
 def test_runs_in_tune_with_asha(ray_session: None, table_path: Path, tmp_path: Path) -> None:
     exp = experiment(
         table_path,
