@@ -13,8 +13,9 @@ The retraining is a new experiment folder ``<DIR>-retrain-<trial id>`` next to `
   bigger than the supernet);
 * ``retrain_of.json``: the link to the search (its folder, trial id, trial folder, method and
   the arch with its string and id);
-* one Tune trial of the ``classify`` trainable whose config holds the arch (no searcher), so
-  ``raynas analyze`` reads the folder like any other experiment.
+* one Tune trial of the ``classify`` trainable; a one-shot :class:`FixedArchSearcher` adds
+  the arch to the runner's ``param_space``, so ``raynas analyze`` and ``raynas resume`` treat
+  the folder like any other experiment.
 
 Example:
     >>> result = retrain("runs/darts-nb201", overrides=["train.epochs=20"])
@@ -24,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import re
@@ -242,16 +244,77 @@ def _fit(
 
     _init_ray(address)
     start = time.perf_counter()
+    searcher = _fixed_arch_searcher()(arch, metric=exp.objective.metric, mode=exp.objective.mode)
     tuner = tune.Tuner(
         _trainable(exp),
-        param_space={**param_space(exp), "arch": arch},
+        # The arch comes from the searcher, so the param_space is the runner's: `raynas resume`
+        # restores a retraining like any experiment.
+        param_space=param_space(exp),
         tune_config=tune.TuneConfig(
-            metric=exp.objective.metric, mode=exp.objective.mode, num_samples=1
+            metric=exp.objective.metric,
+            mode=exp.objective.mode,
+            search_alg=searcher,
+            num_samples=1,
         ),
         **_tune_objects(exp, str(out), verbose),
     )
     tuner.fit()
     return _finish(exp, str(out), time.perf_counter() - start, verbose)
+
+
+def _fixed_arch_searcher() -> type:
+    """:class:`FixedArchSearcher`, built on first use so importing this module stays Ray-free."""
+    cached = globals().get("FixedArchSearcher")
+    if isinstance(cached, type):
+        return cached
+    from ray.tune.search import Searcher
+
+    class FixedArchSearcher(Searcher):
+        """A Tune searcher that proposes one fixed architecture, once (a retraining's trial).
+
+        Args:
+            arch: The architecture.
+            metric: The objective.
+            mode: ``"max"`` or ``"min"``.
+        """
+
+        def __init__(
+            self, arch: dict[str, Any], *, metric: str | None = None, mode: str | None = None
+        ) -> None:
+            super().__init__(metric=metric, mode=mode)
+            self.arch = arch
+            self.proposed = False
+
+        def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
+            if self.proposed:
+                return Searcher.FINISHED
+            self.proposed = True
+            return {"arch": copy.deepcopy(self.arch)}
+
+        def on_trial_complete(
+            self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+        ) -> None:
+            return None
+
+        def save(self, checkpoint_path: str) -> None:
+            state = {"arch": self.arch, "proposed": self.proposed}
+            Path(checkpoint_path).write_text(json.dumps(state))
+
+        def restore(self, checkpoint_path: str) -> None:
+            state = json.loads(Path(checkpoint_path).read_text())
+            self.arch, self.proposed = state["arch"], bool(state["proposed"])
+
+    FixedArchSearcher.__module__ = __name__
+    FixedArchSearcher.__qualname__ = "FixedArchSearcher"
+    globals()["FixedArchSearcher"] = FixedArchSearcher
+    return FixedArchSearcher
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy ``FixedArchSearcher`` (so a pickled Tune experiment state finds it on resume)."""
+    if name == "FixedArchSearcher":
+        return _fixed_arch_searcher()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- CLI -------------------------------------------------------------------------------------
