@@ -54,8 +54,8 @@ class LocalSearch(NASSearcher):
         self.scores: dict[str, float | None] = {}
         self.center: Arch | None = None
         self.center_id: str | None = None
-        #: Neighbours of the centre not yet proposed, in proposal order.
-        self.queue: list[Arch] = []
+        #: (arch id, arch) of the centre's neighbours not yet proposed (popped from the end).
+        self.queue: list[tuple[str, Arch]] = []
         #: Every neighbour of the centre by arch id (proposed now or evaluated before).
         self.neighbourhood: dict[str, Arch] = {}
         #: Number of moves and restarts so far (for logs and tests).
@@ -74,8 +74,8 @@ class LocalSearch(NASSearcher):
                 self.moves += 1
                 continue
             while self.queue:
-                arch = self.queue.pop()
-                if not self.is_seen(arch):
+                key, arch = self.queue.pop()
+                if key not in self.seen:
                     return arch
             step, target = self._decide()
             if step == "wait":
@@ -101,8 +101,8 @@ class LocalSearch(NASSearcher):
     def _set_center(self, arch: Arch) -> None:
         self.center = self.space.canonical(arch)
         self.center_id = self.space.arch_id(self.center)
-        neighbours = self.space.neighbours(self.center)
-        self.neighbourhood = {self.space.arch_id(a): a for a in neighbours}
+        neighbours = [(self.space.arch_id(a), a) for a in self.space.neighbours(self.center)]
+        self.neighbourhood = dict(neighbours)
         order = self.rng.permutation(len(neighbours))
         # Popped from the end: the last index of the permutation is proposed first.
         self.queue = [neighbours[int(i)] for i in order]
