@@ -82,6 +82,20 @@ def trial_device(config: dict[str, Any]) -> torch.device:
     return torch.device("cpu")
 
 
+def data_from_config(config: dict[str, Any], device: torch.device) -> Any:
+    """The trial's dataset splits (cached per worker process) from its ``data`` section."""
+    data_cfg = config["data"]
+    return load_dataset(
+        data_cfg["name"],
+        root=data_cfg.get("root"),
+        download=bool(data_cfg.get("download", False)),
+        val_fraction=float(data_cfg.get("val_fraction", 0.2)),
+        seed=int(config.get("data_seed", 0)),
+        device=device,
+        limit=data_cfg.get("limit"),
+    )
+
+
 def _placement() -> dict[str, Any]:
     """Where this trial runs: Ray node id and the GPU ids Ray assigned (logical on CPU)."""
     import ray
@@ -285,16 +299,7 @@ class ClassifyTrainable(tune.Trainable):
         self.device = trial_device(config)
         self.placement = _placement()
         self.train_cfg: dict[str, Any] = dict(config["train"])
-        data_cfg = config["data"]
-        self.data = load_dataset(
-            data_cfg["name"],
-            root=data_cfg.get("root"),
-            download=bool(data_cfg.get("download", False)),
-            val_fraction=float(data_cfg.get("val_fraction", 0.2)),
-            seed=int(config.get("data_seed", 0)),
-            device=self.device,
-            limit=data_cfg.get("limit"),
-        )
+        self.data = data_from_config(config, self.device)
         seed = trial_seed(int(config.get("seed", 0)), self.arch_id)
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)

@@ -43,9 +43,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ray import tune
 from torch import nn
 
-from trainables.classify import build_child, space_from_config, trial_device, trial_seed
+from trainables.classify import (
+    build_child,
+    data_from_config,
+    space_from_config,
+    trial_device,
+    trial_seed,
+)
 from trainables.cost import measure_cost
-from trainables.data import batches, load_dataset
+from trainables.data import batches
 from trainables.schedule import cosine_schedule
 
 __all__ = [
@@ -314,15 +320,7 @@ class OneShotTrainable(tune.Trainable):
         self.device = trial_device(config)
         self.train_cfg: dict[str, Any] = dict(config["train"])
         data_cfg = config["data"]
-        self.data = load_dataset(
-            data_cfg["name"],
-            root=data_cfg.get("root"),
-            download=bool(data_cfg.get("download", False)),
-            val_fraction=float(data_cfg.get("val_fraction", 0.2)),
-            seed=int(config.get("data_seed", 0)),
-            device=self.device,
-            limit=data_cfg.get("limit"),
-        )
+        self.data = data_from_config(config, self.device)
         if len(self.data.input_shape) != 3:
             raise ValueError(f"data.name: one-shot supernets need images, got {data_cfg['name']}")
         self._split_train(int(config.get("data_seed", 0)))
