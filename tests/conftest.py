@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,3 +49,28 @@ def small_experiment(tmp_path: Path, **sections: Any) -> dict[str, Any]:
         else:
             exp[key] = value
     return exp
+
+
+def recorded_finished(folder: Path) -> dict[str, list[str]]:
+    """``{trial folder: result.json lines}`` of the trials that Tune's newest experiment
+    snapshot records as TERMINATED with a final (``done``) result.
+
+    Tune snapshots an experiment every ``max(10 s, 19 x snapshot time)``: a driver crash
+    re-runs the trials that ended after the last snapshot (same seed, same result), and
+    keeps every trial the snapshot recorded. Crash tests compare these.
+    """
+    from raynas.analysis import _tune_state
+
+    try:
+        states, _ = _tune_state(folder)
+    except (OSError, ValueError):  # a snapshot being replaced
+        return {}
+    out = {}
+    for state in states.values():
+        res = folder / str(state["logdir"]) / "result.json"
+        if state["status"] != "TERMINATED" or not res.is_file():
+            continue
+        lines = res.read_text().splitlines()
+        if lines and json.loads(lines[-1]).get("done"):
+            out[res.parent.name] = lines
+    return out

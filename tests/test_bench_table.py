@@ -19,7 +19,7 @@ import yaml
 
 from raynas.bench.table import ArchNotInTable, TableError, load_table, read_meta, write_table
 from raynas.registry import get_space
-from tests.conftest import REPO
+from tests.conftest import REPO, recorded_finished
 
 SPACE_ARGS: dict[str, Any] = {"C": 4, "N": 1, "ops": ["none", "nor_conv_3x3"]}
 META = {"space": "nb201", "space_args": SPACE_ARGS}
@@ -196,16 +196,6 @@ def test_no_epoch_or_seed_column(tmp_path: Path) -> None:
 
 
 # --- bench build (slow: real training through Ray) -------------------------------------
-def _finished(folder: Path) -> dict[str, str]:
-    out = {}
-    for res in folder.glob("*/result.json"):
-        text = res.read_text()
-        lines = text.splitlines()
-        if lines and json.loads(lines[-1]).get("done"):
-            out[res.parent.name] = text
-    return out
-
-
 @pytest.mark.slow
 def test_bench_build_is_resumable(tmp_path: Path) -> None:
     config = tmp_path / "build.yaml"
@@ -232,25 +222,25 @@ def test_bench_build_is_resumable(tmp_path: Path) -> None:
     )
     try:
         deadline = time.time() + 300
-        while len(_finished(folder)) < 6:
+        while len(recorded_finished(folder)) < 6:
             assert proc.poll() is None, "the build ended before it could be interrupted"
-            assert time.time() < deadline, "no 6 trials finished in 300 s"
+            assert time.time() < deadline, "no 6 finished trials recorded in 300 s"
             time.sleep(0.3)
         os.kill(proc.pid, signal.SIGKILL)  # the driver only, as a crash would
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    before = _finished(folder)
+    before = recorded_finished(folder)
     assert 6 <= len(before) < 64 and not out.exists()
     time.sleep(3)
 
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "resuming" in again.stdout and "(resume)" in again.stdout
-    after = _finished(folder)
-    for name, text in before.items():
-        assert after[name] == text  # completed trials were kept, not re-run
+    after = recorded_finished(folder)
+    for name, lines in before.items():
+        assert after[name] == lines  # recorded trials were kept, not re-run
     table = load_table(out)
     assert (
         len(table) == 64

@@ -1,8 +1,7 @@
-"""A driver killed with SIGKILL mid-search loses no completed trial; `raynas resume` finishes."""
+"""A driver killed with SIGKILL mid-search loses no recorded trial; `raynas resume` finishes."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,19 +12,9 @@ from pathlib import Path
 import pytest
 
 import raynas
-from tests.conftest import QUICKSTART, REPO
+from tests.conftest import QUICKSTART, REPO, recorded_finished
 
 VENV_BIN = Path(sys.executable).parent
-
-
-def finished_trials(folder: Path) -> dict[str, list[str]]:
-    """trial folder name -> its result lines, for trials whose last result says done."""
-    out = {}
-    for res in folder.glob("*/result.json"):
-        lines = res.read_text().splitlines()
-        if lines and json.loads(lines[-1]).get("done"):
-            out[res.parent.name] = lines
-    return out
 
 
 @pytest.mark.slow
@@ -56,7 +45,7 @@ def test_sigkill_then_resume_keeps_completed_trials(tmp_path: Path) -> None:
     )
     try:
         deadline = time.time() + 300
-        while len(finished_trials(folder)) < 2:
+        while len(recorded_finished(folder)) < 2:
             assert proc.poll() is None, "the run ended before it could be killed"
             assert time.time() < deadline, "no two trials finished in 300 s"
             time.sleep(0.5)
@@ -65,7 +54,7 @@ def test_sigkill_then_resume_keeps_completed_trials(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    before = finished_trials(folder)
+    before = recorded_finished(folder)
     assert 2 <= len(before) < 6
     time.sleep(3)  # let the orphaned workers notice their driver is gone
 
@@ -78,7 +67,7 @@ def test_sigkill_then_resume_keeps_completed_trials(tmp_path: Path) -> None:
     )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
 
-    after = finished_trials(folder)
+    after = recorded_finished(folder)
     for name, lines in before.items():
         assert after[name] == lines, f"completed trial {name} was changed by the resume"
     result = raynas.load(folder)

@@ -110,8 +110,10 @@ def discrete_custom_space() -> Space:
     )
 
 
+#: The built-in spaces, read at collection, before any test's plugin registers its own.
+BUILTIN_SPACES = list_spaces()
 #: Spaces under test: (id, space_name or None for a custom space, space args).
-SPACE_IDS = [*list_spaces(), "nb201-3ops", "custom", "custom-discrete"]
+SPACE_IDS = [*BUILTIN_SPACES, "nb201-3ops", "custom", "custom-discrete"]
 _CUSTOM: dict[str, Callable[[], Space]] = {
     "custom": custom_space,
     "custom-discrete": discrete_custom_space,
@@ -164,7 +166,7 @@ def test_space_passes_check(space_id: str, check: str) -> None:
 
 BUILD_PARAMS = [
     pytest.param(name, case, id=f"{name}-{i}")
-    for name in list_spaces()
+    for name in BUILTIN_SPACES
     for i, case in enumerate([*BUILD_CASES.get(name, [])] or [None])
 ]
 
@@ -198,7 +200,7 @@ def test_arch_ids_stable_in_fresh_process(tmp_path: Path) -> None:
     custom_file = tmp_path / "custom.yaml"
     custom_file.write_text(yaml.safe_dump(custom_space().to_dict(), sort_keys=False))
     specs: list[tuple[str, dict[str, Any] | None]] = [
-        space_args_for(name) for name in list_spaces()
+        space_args_for(name) for name in BUILTIN_SPACES
     ]
     specs.append((str(custom_file), None))
     conformance.check_arch_ids_stable_in_fresh_process(specs, 4)
