@@ -1,16 +1,28 @@
-"""Per-trial overhead: N one-epoch tiny children through `raynas run` vs plain Ray Tune.
+"""Per-trial overhead of raynas over plain Ray Tune, on trivial and on small real trials.
 
-The same architectures (the ones raynas's seeded random search picked) are trained for one
-epoch on digits both ways:
+``--kind tabular`` (default, 1,000 trials): trivial trials that replay one recorded epoch of
+a synthetic NAS-Bench-201 table (every one of the 15,625 cells; metrics are a deterministic
+function of the cell, so each trial is a dictionary lookup). Both sides run the same archs
+(the ones raynas's seeded random search picked) with the same resources, concurrency and
+``reuse_actors=True``:
 
-- raynas: `raynas run` (class trainable, reused actors, dataset cached per worker);
-- plain Tune: a function trainable with Tune's defaults (a fresh actor per trial, which
-  imports torch and loads the data again), the same child, optimiser and batch size.
+- raynas: ``raynas.run`` with ``trainable: tabular`` and ``strategy: random``: the
+  searcher, the trial printer and the final analysis of the experiment folder included;
+- plain Tune: a function trainable that looks the arch up in the same table, fed by a
+  ``grid_search`` over the same archs.
 
-Each side runs in its own process with its own Ray runtime and is timed end to end
-(process start to exit). Prints both wall times and the ratio; the last line is JSON.
+Each side runs in its own process with its own embedded Ray runtime; the timed part is from
+building the Tuner to the end of the run (``ray.init`` and imports excluded). Printed: wall
+time and driver CPU time per trial of both, and raynas minus plain Tune per trial (target:
+at most 10 ms).
 
-Usage: .venv/bin/python benchmarks/overhead.py [--trials 40] [--concurrent 2]
+``--kind train`` (40 trials): one-epoch tiny NB201 children on digits through ``raynas run``
+vs a plain Tune function trainable with Tune's defaults (a fresh actor per trial, which
+imports torch and loads the data again); each side timed end to end (process start to exit).
+
+The last line printed is JSON.
+
+Usage: .venv/bin/python benchmarks/overhead.py [--kind tabular] [--trials 1000] [--concurrent 2]
 """
 
 from __future__ import annotations
@@ -66,7 +78,7 @@ def train_child(config):
         acc = (model(x[va]).argmax(1) == y[va]).float().mean().item()
     tune.report({"val_acc": acc, "epoch": 1})
 
-ray.init(include_dashboard=False, logging_level="WARNING")
+ray.init(address="local", include_dashboard=False, logging_level="WARNING")
 tuner = tune.Tuner(
     tune.with_resources(train_child, {"cpu": 1}),
     param_space={"arch": tune.grid_search(ARCHS)},
@@ -78,17 +90,154 @@ print("PLAIN_OK", len(grid), sum(1 for r in grid if r.error is None))
 """
 
 
+NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+
+RAYNAS_TABULAR = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import raynas
+from raynas.runner import _init_ray
+
+config = json.loads(sys.argv[2])
+_init_ray(None)
+cpu0, wall0 = time.process_time(), time.perf_counter()
+result = raynas.run(config, verbose=True)
+wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+done = int((result.trials["status"] == "completed").sum())
+archs = list(result.trials["arch"])
+print("RAYNAS_OK " + json.dumps({"wall_s": wall, "cpu_s": cpu, "done": done, "archs": archs}))
+"""
+
+PLAIN_TABULAR = r"""
+import json, sys, time
+import ray
+from ray import tune
+
+TABLE, ARCHS = sys.argv[1], json.loads(sys.argv[2])
+CONCURRENT, STORAGE = int(sys.argv[3]), sys.argv[4]
+_LOOKUP = {}
+
+def replay(config):
+    if not _LOOKUP:  # once per worker process, as raynas's tabular trainable does
+        import pandas as pd
+        df = pd.read_parquet(TABLE)
+        _LOOKUP.update(zip(df["arch"], df[["val_acc", "params"]].to_dict("records")))
+    row = _LOOKUP[config["arch"]]
+    tune.report({"val_acc": row["val_acc"], "params": row["params"], "epoch": 1})
+
+ray.init(address="local", include_dashboard=False, logging_level="WARNING")
+cpu0, wall0 = time.process_time(), time.perf_counter()
+tuner = tune.Tuner(
+    tune.with_resources(replay, {"cpu": 1}),
+    param_space={"arch": tune.grid_search(ARCHS)},
+    tune_config=tune.TuneConfig(max_concurrent_trials=CONCURRENT, reuse_actors=True),
+    run_config=tune.RunConfig(storage_path=STORAGE, name="plain", verbose=0),
+)
+grid = tuner.fit()
+wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+done = sum(1 for r in grid if r.error is None)
+print("PLAIN_OK " + json.dumps({"wall_s": wall, "cpu_s": cpu, "done": done}))
+"""
+
+
+def write_synthetic_table(path: Path) -> Path:
+    """Every NAS-Bench-201 cell (5 ops, 15,625) with metrics that are a function of the cell."""
+    import itertools
+
+    import pandas as pd
+
+    sys.path.insert(0, str(REPO))
+    from raynas.bench.table import write_table
+
+    rows = []
+    for k, ops in enumerate(itertools.product(NB201_OPS, repeat=6)):
+        arch = "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*ops)
+        convs = sum(op.startswith("nor_conv") for op in ops)
+        rows.append(
+            {
+                "arch": arch,
+                "val_acc": 0.5 + 0.07 * convs + 0.0001 * (k % 97),
+                "params": 1000 + 500 * convs,
+            }
+        )
+    return write_table(pd.DataFrame(rows), path, meta={"space": "nb201", "space_args": {}})
+
+
+def _marked(proc: subprocess.CompletedProcess, mark: str, what: str) -> dict:
+    for line in proc.stdout.splitlines():
+        if line.startswith(mark + " "):
+            return json.loads(line[len(mark) + 1 :])
+    sys.exit(f"{what} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+
+
+def tabular(trials: int, concurrent: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        table = write_synthetic_table(Path(tmp) / "nb201-synthetic.parquet")
+        config = {
+            "name": "overhead-tabular",
+            "space": "nb201",
+            "trainable": "tabular",
+            "trainable_args": {"table": str(table), "metric_columns": ["val_acc", "params"]},
+            "strategy": {"name": "random"},
+            "objective": {"metric": "val_acc", "mode": "max"},
+            "budget": {"trials": trials, "concurrent": concurrent},
+            "resources": {"cpu": 1},
+            "checkpoint": {"every": 0},
+            "seed": 0,
+            "storage": tmp,
+        }
+        _, proc = timed([sys.executable, "-c", RAYNAS_TABULAR, str(REPO), json.dumps(config)], REPO)
+        ours = _marked(proc, "RAYNAS_OK", "raynas run")
+        archs = ours.pop("archs")
+        _, proc = timed(
+            [
+                sys.executable,
+                "-c",
+                PLAIN_TABULAR,
+                str(table),
+                json.dumps(archs),
+                str(concurrent),
+                tmp,
+            ],
+            REPO,
+        )
+        plain = _marked(proc, "PLAIN_OK", "plain Tune")
+    per = {
+        k: {m: v[m] / trials * 1000 for m in ("wall_s", "cpu_s")}
+        for k, v in (("raynas", ours), ("plain", plain))
+    }
+    extra = per["raynas"]["wall_s"] - per["plain"]["wall_s"]
+    print(f"{trials} trivial tabular trials, {concurrent} at a time, reused actors")
+    for name, v in (("raynas run", ours), ("plain Tune", plain)):
+        p = per["raynas" if name == "raynas run" else "plain"]
+        print(
+            f"{name:11s}: {v['wall_s']:7.1f} s wall ({p['wall_s']:.1f} ms/trial), driver CPU "
+            f"{v['cpu_s']:.1f} s ({p['cpu_s']:.1f} ms/trial), {v['done']} completed"
+        )
+    print(f"raynas - plain: {extra:+.1f} ms/trial wall (target <= +10 ms)")
+    return {
+        "benchmark": "overhead",
+        "kind": "tabular",
+        "trials": trials,
+        "concurrent": concurrent,
+        "raynas_s": round(ours["wall_s"], 1),
+        "plain_tune_s": round(plain["wall_s"], 1),
+        "raynas_ms_per_trial": round(per["raynas"]["wall_s"], 1),
+        "plain_tune_ms_per_trial": round(per["plain"]["wall_s"], 1),
+        "raynas_driver_cpu_ms_per_trial": round(per["raynas"]["cpu_s"], 1),
+        "plain_tune_driver_cpu_ms_per_trial": round(per["plain"]["cpu_s"], 1),
+        "extra_ms_per_trial": round(extra, 1),
+        "completed": [ours["done"], plain["done"]],
+    }
+
+
 def timed(cmd: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     return time.perf_counter() - start, proc
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=40)
-    parser.add_argument("--concurrent", type=int, default=2)
-    args = parser.parse_args()
+def train(args: argparse.Namespace) -> dict:
     exe = Path(sys.executable).parent / "raynas"
     with tempfile.TemporaryDirectory() as tmp:
         raynas_s, proc = timed(
@@ -138,17 +287,31 @@ def main() -> None:
     print(f"raynas run        : {raynas_s:7.1f} s ({raynas_s / args.trials:.2f} s/trial)")
     print(f"plain Tune default: {plain_s:7.1f} s ({plain_s / args.trials:.2f} s/trial)")
     print(f"ratio raynas/plain: {ratio:.2f} (target <= 1.0)")
-    print(
-        json.dumps(
-            {
-                "benchmark": "overhead",
-                "trials": args.trials,
-                "raynas_s": round(raynas_s, 1),
-                "plain_tune_s": round(plain_s, 1),
-                "ratio": round(ratio, 3),
-            }
-        )
-    )
+    return {
+        "benchmark": "overhead",
+        "kind": "train",
+        "trials": args.trials,
+        "raynas_s": round(raynas_s, 1),
+        "plain_tune_s": round(plain_s, 1),
+        "ratio": round(ratio, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", choices=["tabular", "train"], default="tabular")
+    parser.add_argument("--trials", type=int, help="default: 1000 (tabular), 40 (train)")
+    parser.add_argument("--concurrent", type=int, default=2)
+    args = parser.parse_args()
+    if args.trials is None:
+        args.trials = 1000 if args.kind == "tabular" else 40
+    if args.trials < 1 or args.concurrent < 1:
+        parser.error("--trials and --concurrent must be at least 1")
+    if args.kind == "tabular":
+        summary = tabular(args.trials, args.concurrent)
+    else:
+        summary = train(args)
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ each trial folder Tune writes holds ``params.json`` (the trial's config, ``arch`
 ``raynas_experiment.yaml`` the experiment config. Missing or half-written files are skipped.
 
 A trial's ``status`` is one of :data:`STATUSES`: ``completed`` (trained ``train.epochs``
-epochs), ``early_stopped`` (a scheduler ended it sooner), ``error`` (``error.txt`` and no
+epochs), ``early_stopped`` (a scheduler ended it sooner; the planned length is ``train.epochs``, or
+``epochs_total`` when the trainable reports it), ``error`` (``error.txt`` and no
 retry finished it), ``diverged`` / ``constraint_violated`` / ``oom`` (the trainable's own
 verdict) or ``running`` (not done and the experiment is not over, or the driver was killed).
 
@@ -93,7 +94,7 @@ _NOT_METRICS = frozenset(
         "config", "time_since_restore", "iterations_since_restore", "experiment_tag",
         "checkpoint_dir_name", "should_checkpoint", "arch_id", "arch_str", "fidelity",
         "censored", "mutation", "inherited", "experiment_id", "episodes_total",
-        "timesteps_total", "timesteps_since_restore", "warmup_time",
+        "timesteps_total", "timesteps_since_restore", "warmup_time", "epochs_total",
     }
 )  # fmt: skip
 #: Result keys the trials table holds under another name (epochs, end_time, wall_time_s).
@@ -271,7 +272,10 @@ class ExperimentResult:
     ) -> dict[str, Any]:
         last = results[-1] if results else {}
         error_text = _error_text(tdir / "error.txt")
-        max_epochs = (config.get("train") or {}).get("epochs") or self.max_epochs
+        # A trainable whose length is not ``train.epochs`` (tabular replays) reports its own.
+        max_epochs = _number(last.get("epochs_total")) or (
+            (config.get("train") or {}).get("epochs") or self.max_epochs
+        )
         status = _status(last, error_text is not None, info.get("status"), self.finished,
                          max_epochs)  # fmt: skip
         first = results[0] if results else {}
@@ -446,7 +450,7 @@ def _status(
     errored: bool,
     tune_status: str | None,
     finished: bool,
-    max_epochs: int | None,
+    max_epochs: float | None,
 ) -> str:
     """A trial's status from its last result, its error file and Tune's state."""
     reported = last.get("status")

@@ -7,11 +7,17 @@ collide with the session's shared ``ray.init``.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO
 
@@ -27,6 +33,19 @@ storage, mode = sys.argv[1], sys.argv[2]
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
 workers = [cluster.add_node(num_cpus=2, num_gpus=2, resources={f"w{i}": 1}) for i in range(2)]
 cluster.wait_for_nodes()
+# Every worker node must start worker processes before the search (a node that cannot would
+# silently take no trials): one task pinned to each.
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+ray.init(address=cluster.address, logging_level="ERROR")
+pinned = [
+    ray.remote(lambda: ray.get_runtime_context().get_node_id())
+    .options(num_cpus=1, scheduling_strategy=NodeAffinitySchedulingStrategy(w.node_id, soft=False))
+    .remote()
+    for w in workers
+]
+assert ray.get(pinned, timeout=120) == [w.node_id for w in workers]
+ray.shutdown()
 exp = {
     "name": mode,
     "space": "nb201",
@@ -36,7 +55,9 @@ exp = {
               "latency_repeats": 2},
     "strategy": {"name": "random"},
     "budget": {"trials": 8, "concurrent": 4},
-    "resources": {"cpu": 1, "gpu": 0.5},
+    # spread: a trial takes a whole 2-CPU node, so any two trials running at once are on
+    # different nodes (with 1 CPU both may fit one node when the machine is loaded)
+    "resources": {"cpu": 2 if mode == "spread" else 1, "gpu": 0.5},
     "failure": {"max_retries": 3},
     "checkpoint": {"every": 1, "keep": 1},
     "storage": storage,
@@ -112,3 +133,139 @@ def test_losing_a_worker_node_retries_its_trials_elsewhere(tmp_path: Path) -> No
         if victim in nodes and nodes[-1] != victim:
             moved.append(res.parent.name)
     assert moved, "a trial interrupted on the lost node must finish on another node"
+
+
+# --- cluster.yaml and a cluster started with `ray start` ----------------------------------
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def test_cluster_yaml_passes_ray_up_validation() -> None:
+    """``ray up`` first fills in the provider defaults and validates against Ray's schema."""
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = yaml.safe_load((REPO / "cluster.yaml").read_text())
+    validate_config(prepare_config(config))
+    setup = " ".join(config["setup_commands"])
+    assert "raynas[cluster]" in setup, "nodes must install the job server and the autoscaler"
+    for cmd in config["head_start_ray_commands"] + config["worker_start_ray_commands"]:
+        assert cmd.startswith("~/raynas-venv/bin/ray "), f"{cmd!r}: use the venv's ray"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_job_server(url: str, head: subprocess.Popen, timeout: float = 120) -> None:
+    """Until the head's job server answers (with Ray's token, which `ray start` wrote)."""
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert head.poll() is None, "`ray start --head` exited"
+        headers = {}
+        if token_file.is_file():
+            headers["Authorization"] = f"Bearer {token_file.read_text().strip()}"
+        try:
+            request = urllib.request.Request(f"{url}/api/version", headers=headers)
+            with urllib.request.urlopen(request, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"no job server at {url} after {timeout} s")
+
+
+def _submit(
+    cmd: list[str], env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess:
+    """``ray job submit``, again while the head's job agent is still starting."""
+    deadline = time.time() + timeout
+    while True:
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        if "No available agent" not in proc.stderr + proc.stdout or time.time() > deadline:
+            return proc
+        time.sleep(3)
+
+
+@pytest.mark.slow
+def test_job_submit_and_address_auto_on_a_started_head(tmp_path: Path) -> None:
+    """The README's cluster commands against a real head: `ray job submit -- raynas run`
+    and `raynas run --address auto` both run on that cluster, not on an embedded Ray."""
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("RAY_ADDRESS", None)
+    # Ray 2.60 protects a cluster with a token (~/.ray/auth_token); clients must use it too.
+    env["RAY_AUTH_MODE"] = "token"
+    port, dash, agent = _free_port(), _free_port(), _free_port()
+    head = subprocess.Popen(
+        [
+            str(VENV_BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            f"--dashboard-port={dash}",
+            # not the default 52365, which the test session's own Ray runtime may hold
+            f"--dashboard-agent-listen-port={agent}",
+            "--include-dashboard=true",
+            "--num-cpus=2",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    small = ["--set", "budget.trials=2", "--set", "train.epochs=1"]
+    small += ["--set", "space_args={C: 4, N: 1}", "--storage", str(tmp_path / "runs")]
+    try:
+        url = f"http://127.0.0.1:{dash}"
+        _wait_for_job_server(url, head)
+        job = _submit(
+            [
+                *(str(VENV_BIN / "ray"), "job", "submit", "--address", url, "--working-dir", "."),
+                *("--", "raynas", "run", "examples/quickstart.yaml", "--name", "job", *small),
+            ],
+            env,
+        )
+        assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+        auto = subprocess.run(
+            [
+                *(str(VENV_BIN / "raynas"), "run", str(REPO / "examples" / "quickstart.yaml")),
+                *("--address", "auto", "--name", "auto", *small),
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert auto.returncode == 0, auto.stdout[-3000:] + auto.stderr[-3000:]
+        probe = subprocess.run(
+            [sys.executable, "-c", _NODE_ID, f"127.0.0.1:{port}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        head_node = probe.stdout.strip().splitlines()[-1]
+    finally:
+        head.terminate()  # `ray start --block` stops what it started
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+    for name in ("job", "auto"):
+        results = results_of(tmp_path / "runs" / name)
+        assert len({r["trial_id"] for r in results}) == 2
+        assert {r["node_id"] for r in results} == {head_node}, f"{name} ran off the cluster"
+
+
+_NODE_ID = """
+import sys, ray
+ray.init(address=sys.argv[1], logging_level="ERROR")
+print(ray.get_runtime_context().get_node_id())
+"""

@@ -174,6 +174,8 @@ def test_runs_in_tune_with_asha(ray_session: None, table_path: Path, tmp_path: P
     trials = result.trials
     assert len(trials) == 6 and set(trials["status"]) <= {"completed", "early_stopped"}
     assert (trials["epochs"] < 3).any(), "ASHA stopped no trial early"
+    # the replay's own length (3 recorded epochs, not train.epochs) tells the two apart
+    assert ((trials["epochs"] == 3) == (trials["status"] == "completed")).all(), trials
     table = load_table(table_path)
     for _, row in trials.iterrows():
         arch = table.space.from_string(row["arch"])

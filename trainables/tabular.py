@@ -11,8 +11,10 @@ Select it with ``trainable: tabular`` and point it at a table (see :mod:`raynas.
 
 One Tune step replays one recorded epoch of ``config["arch"]``: it reports ``epoch``, every
 metric column at that epoch (the cost columns included; a metric empty at that epoch, e.g.
-``test_acc`` before the last, is left out), ``sim_time_s`` (the time column's value, else the
-epoch number: a simulated clock for time budgets) and ``done`` at the last recorded epoch, so
+``test_acc`` before the last, is left out), ``epochs_total`` (the recorded run's length, by
+which the analysis tells completed from early-stopped replays), ``sim_time_s`` (the time
+column's value, else the epoch number: a simulated clock for time budgets) and ``done`` at
+the last recorded epoch, so
 ASHA, Hyperband and PBT schedule it as they would a training run. ``seed_mode: by_seed``
 replays the recorded run ``seeds[seed % len(seeds)]`` for the trial's ``seed``. An arch the
 table does not hold fails the trial with a message naming it and the table.
@@ -118,6 +120,7 @@ class TabularTrainable(tune.Trainable):
             result["objective"] = sum(float(w) * result[m] for m, w in scalarize.items())
         result.update(
             epoch=epoch,
+            epochs_total=int(self.curve["epoch"].iloc[-1]),
             sim_time_s=float(clock) if clock is not None else float(epoch),
             status="ok",
             arch_id=self.arch_id,

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from raynas.space import InvalidArchitecture, Space
+from raynas.space.space import canonical_arch_id
 
 SEED_MODES = ("by_seed", "mean")
 KEY_COLUMNS = ("arch", "epoch", "seed")
@@ -253,7 +254,7 @@ class BenchTable:
                     f"{self.space.to_string(self.space.sample(0))!r}, or as JSON"
                 ) from err
             strings.append(self.space.to_string(arch))
-            ids.append(self.space.arch_id(arch))
+            ids.append(canonical_arch_id(arch))  # _parse_arch returned it canonical
         return np.asarray(strings, dtype=object)[codes], np.asarray(ids, dtype=object)[codes]
 
     def _parse_arch(self, value: Any) -> dict[str, Any]:

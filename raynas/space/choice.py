@@ -25,6 +25,22 @@ from raynas.space.nodes import (
 _OVERLAP_CHECK_LIMIT = 10_000
 
 
+def _scalar_key(value: Any) -> tuple[str, Any] | None:
+    """A hashable key equal for two scalars exactly when :func:`_same_const` says they are
+    the same (bool kept apart from numbers, ``1 == 1.0``); None for non-scalars."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", value) if value == value else None  # NaN is no option's value
+    if isinstance(value, str):
+        return ("str", value)
+    if value is None:
+        return ("none", None)
+    return None
+
+
 class Choice(Node):
     """Pick one of several options; an option may itself be a sub-space (conditions nest).
 
@@ -56,6 +72,12 @@ class Choice(Node):
         self.tag_key, self.tag_values = self._find_tag()
         if self.tag_key is None:
             self._refuse_overlaps()
+        # Scalar constants by a hashable key: index_of in O(1) for the common case.
+        self._const_index: dict[tuple[str, Any], int] = {}
+        for i, o in enumerate(self.options):
+            key = _scalar_key(o.value) if isinstance(o, Const) else None
+            if key is not None:
+                self._const_index.setdefault(key, i)
 
     def _find_tag(self) -> tuple[str | None, list[Any]]:
         """A key every sub-space option (all dicts) holds as a distinct constant, if any."""
@@ -109,6 +131,9 @@ class Choice(Node):
             raise InvalidArchitecture(
                 child_path(path, self.tag_key), f"{tag!r} is not one of {self.tag_values!r}"
             )
+        key = _scalar_key(value)
+        if key is not None and key in self._const_index:
+            return self._const_index[key]
         errors: list[InvalidArchitecture] = []
         for i, opt in enumerate(self.options):
             if isinstance(opt, Const):

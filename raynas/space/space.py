@@ -37,6 +37,12 @@ def _set_at(value: Any, path: tuple[PathKey, ...], new: Any) -> Any:
     return out
 
 
+def canonical_arch_id(canonical: Any) -> str:
+    """:meth:`Space.arch_id` of an arch that is already canonical (skips re-validating it)."""
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 class Space:
     """A search space: a tree of DSL nodes plus everything a NAS needs from it.
 
@@ -96,8 +102,7 @@ class Space:
 
     def arch_id(self, arch: Any) -> str:
         """A stable 16-hex-digit id: a SHA-256 of the canonical JSON of ``arch``."""
-        blob = json.dumps(self.canonical(arch), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return canonical_arch_id(self.canonical(arch))
 
     def to_string(self, arch: Any) -> str:
         """A one-line string form of ``arch`` (canonical JSON; built-in spaces override)."""
