@@ -1,0 +1,55 @@
+"""Every benchmark script runs to the end on tiny arguments and prints its JSON line last.
+
+The figures themselves are not checked here (targets live in the benchmarks and the notes);
+this keeps the scripts from rotting as the code changes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+TINY = {
+    "overhead.py": ["--kind", "tabular", "--trials", "4"],
+    "searcher_latency.py": [
+        *("--strategies", "random", "evolution"),
+        *("--checkpoints", "20", "--window", "5", "--max-seconds", "20"),
+    ],
+    "search_efficiency.py": [
+        *("--seeds", "2", "--budgets", "10", "--strategies", "random", "evolution"),
+    ],
+    "pareto.py": ["--budget", "20", "--seeds", "2", "--population", "6"],
+    "asha_vs_full.py": ["--trials", "3", "--epochs", "2", "--reduction", "2"],
+    "gpu_throughput.py": ["--epochs", "1", "--C", "4", "--N", "1"],
+    "oneshot_cost.py": [
+        *("--methods", "darts-1", "--spaces", "nb201"),
+        *("--steps", "1", "--repeats", "1", "--devices", "cpu"),
+    ],
+}
+
+
+def test_every_benchmark_has_a_tiny_run() -> None:
+    scripts = {p.name for p in (REPO / "benchmarks").glob("*.py")}
+    assert scripts == set(TINY), "add tiny arguments for the new script"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(TINY))
+def test_benchmark_runs_and_ends_with_json(script: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), *TINY[script]],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    assert lines, f"{script} printed nothing"
+    summary = json.loads(lines[-1])
+    assert isinstance(summary, dict | list) and summary, lines[-1]
