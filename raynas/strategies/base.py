@@ -46,6 +46,14 @@ class StrategyError(ValueError):
     """A strategy that cannot work on the given space or with the given arguments."""
 
 
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` if it is an integer (not a bool) ``>= minimum``, else a StrategyError
+    naming the argument, e.g. ``population_size must be an integer >= 2, got ...``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise StrategyError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
+    return value
+
+
 def result_score(
     result: Mapping[str, Any] | None, metric: str, mode: str, *, error: bool = False
 ) -> float | None:

@@ -29,7 +29,7 @@ import numpy as np
 from raynas.space import Arch, Cell, Space
 from raynas.space.primitives import DictNode, ListNode, Node
 from raynas.strategies import register_strategy
-from raynas.strategies.base import NASSearcher, StrategyError
+from raynas.strategies.base import NASSearcher, StrategyError, check_int
 
 if TYPE_CHECKING:
     import torch
@@ -193,8 +193,7 @@ class NeuralEnsembleBO(NASSearcher):
             ("refit_every", refit_every),
             ("num_threads", 1 if num_threads is None else num_threads),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise StrategyError(f"{name} must be an integer >= 1, got {name}={value!r}")
+            check_int(name, value, 1)
         for name, real in (("ucb_kappa", ucb_kappa), ("learning_rate", learning_rate)):
             if isinstance(real, bool) or not isinstance(real, int | float):
                 raise StrategyError(f"{name} must be a number, got {name}={real!r}")

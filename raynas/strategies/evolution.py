@@ -16,7 +16,7 @@ from typing import Any
 
 from raynas.space import Arch, Space
 from raynas.strategies import register_strategy
-from raynas.strategies.base import NASSearcher, StrategyError
+from raynas.strategies.base import NASSearcher, StrategyError, check_int
 
 
 @register_strategy("evolution", description="regularized (aging) evolution, Real et al. 2019")
@@ -55,13 +55,9 @@ class RegularizedEvolution(NASSearcher):
         crossover_prob: float = 0.0,
         **kwargs: Any,
     ) -> None:
-        if isinstance(population_size, bool) or not isinstance(population_size, int):
-            raise StrategyError(f"population_size must be an integer, got {population_size!r}")
-        if population_size < 2:
-            raise StrategyError(f"population_size must be >= 2, got {population_size=}")
-        if isinstance(sample_size, bool) or not isinstance(sample_size, int):
-            raise StrategyError(f"sample_size must be an integer, got {sample_size!r}")
-        if not 1 <= sample_size <= population_size:
+        check_int("population_size", population_size, 2)
+        check_int("sample_size", sample_size, 1)
+        if sample_size > population_size:
             raise StrategyError(
                 f"sample_size must be in [1, population_size], got ({sample_size=}, "
                 f"{population_size=})"

@@ -28,7 +28,7 @@ import numpy as np
 
 from raynas.space import Arch, Space
 from raynas.strategies import register_strategy
-from raynas.strategies.base import NASSearcher, StrategyError, result_score
+from raynas.strategies.base import NASSearcher, StrategyError, check_int, result_score
 
 DEFAULT_SECONDARY = ("params", "min")
 
@@ -155,8 +155,7 @@ class MOEA(NASSearcher):
             ("population_size", population_size, 2),
             ("tournament_size", tournament_size, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise StrategyError(f"{name} must be an integer >= {low}, got {value!r}")
+            check_int(name, value, low)
         if not isinstance(crossover_prob, int | float) or not 0.0 <= crossover_prob <= 1.0:
             raise StrategyError(f"crossover_prob must be in [0, 1], got {crossover_prob!r}")
         parsed = _parse_objectives(objectives)

@@ -31,7 +31,7 @@ import numpy as np
 
 from raynas.space import Arch, Space
 from raynas.strategies import register_strategy
-from raynas.strategies.base import NASSearcher, StrategyError
+from raynas.strategies.base import NASSearcher, StrategyError, check_int
 
 ADAM_BETAS = (0.9, 0.999)
 SAMPLE_TRIES = 64  # policy samples per proposal before falling back to a random member
@@ -96,8 +96,7 @@ class Reinforce(NASSearcher):
         if decay == 1.0:
             raise StrategyError(f"baseline_decay must be below 1, got {baseline_decay=}")
         ent = _check_real("entropy_weight", entropy_weight, low=0, high=math.inf, low_open=False)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise StrategyError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        check_int("batch_size", batch_size, 1)
         super().__init__(space, **kwargs)
         self.learning_rate, self.baseline_decay = lr, decay
         self.entropy_weight, self.batch_size = ent, batch_size

@@ -29,7 +29,7 @@ from typing import Any
 from raynas.space import Arch, Cell, Choice, Float, Int, Repeat, Space
 from raynas.space.primitives import Const, DictNode, ListNode, Node
 from raynas.strategies import register_strategy
-from raynas.strategies.base import NASSearcher, StrategyError
+from raynas.strategies.base import NASSearcher, StrategyError, check_int
 
 logger = logging.getLogger(__name__)
 
@@ -99,10 +99,7 @@ class TPE(NASSearcher):
         gamma: float = 0.25,
         **kwargs: Any,
     ) -> None:
-        if isinstance(n_initial_points, bool) or not isinstance(n_initial_points, int):
-            raise StrategyError(f"n_initial_points must be an integer, got {n_initial_points!r}")
-        if n_initial_points < 1:
-            raise StrategyError(f"n_initial_points must be >= 1, got {n_initial_points=}")
+        check_int("n_initial_points", n_initial_points, 1)
         if isinstance(gamma, bool) or not isinstance(gamma, int | float) or not 0 < gamma < 1:
             raise StrategyError(f"gamma must be in (0, 1), got {gamma!r}")
         super().__init__(space, **kwargs)
