@@ -185,6 +185,14 @@ def export_trial(
     state_file = ckpt / "state.pt" if ckpt is not None else None
     epochs = row["epochs"]
     untrained = row["status"] in UNTRAINED or pd.isna(epochs) or int(epochs) < 1
+    from raynas.retrain import DERIVED_ARCH_FILE
+
+    if (Path(str(row["trial_dir"])) / DERIVED_ARCH_FILE).is_file():
+        raise ConfigError(
+            [f"{flag}: trial {tid} is a one-shot search: it trained a supernet, not a child; "
+             "train its derived architecture from scratch with `raynas retrain "
+             f"{result.path} --trial {tid}`, then export the best trial of that folder"]
+        )  # fmt: skip
     if untrained or state_file is None or not state_file.is_file():
         why = "holds no trained weights" if untrained else "has no checkpoint with state.pt"
         raise ConfigError(

@@ -15,6 +15,7 @@ from torch import nn
 
 import raynas
 from raynas.config import ConfigError, check_experiment, load_config
+from raynas.export import export_trial
 from raynas.runner import param_space
 from search_spaces.models.supernet import NB201Supernet
 from tests.conftest import small_experiment
@@ -376,3 +377,6 @@ def test_darts_end_to_end_through_raynas_run(tmp_path: Path, local_ray: None) ->
         row = result.trials[result.trials["trial_dir"] == tdir].iloc[0]
         assert row["arch"] == last["arch_str"]
         assert row["arch.cell.edge_0_1"] == arch["cell"]["edge_0_1"]  # the derived arch
+    # export refuses a supernet trial and says how to get a trained child
+    with pytest.raises(ConfigError, match=r"one-shot search.*raynas retrain"):
+        export_trial(result, tmp_path / "exported", best=True)
