@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,61 +10,9 @@ from pathlib import Path
 import pytest
 
 import raynas
-from tests.conftest import QUICKSTART, REPO, small_experiment
+from tests.conftest import REPO, small_experiment
 
 VENV_BIN = Path(sys.executable).parent
-
-
-def raynas_cli(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
-    exe = VENV_BIN / "raynas"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "raynas.cli"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [*cmd, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
-    )
-
-
-@pytest.mark.slow
-def test_quickstart_through_the_cli(tmp_path: Path) -> None:
-    proc = raynas_cli(
-        "run",
-        str(QUICKSTART),
-        "--set",
-        "budget.trials=4",
-        "--set",
-        "train.epochs=1",
-        "--storage",
-        str(tmp_path),
-        "--name",
-        "e2e",
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    folder = tmp_path / "e2e"
-    assert f"experiment folder: {folder}" in proc.stdout
-    assert "top 4 by val_acc" in proc.stdout
-    assert (folder / "raynas_experiment.yaml").is_file()
-    trial_dirs = sorted(p.parent for p in folder.glob("*/params.json"))
-    assert len(trial_dirs) == 4
-    arch_ids = set()
-    for tdir in trial_dirs:
-        results = [json.loads(line) for line in (tdir / "result.json").read_text().splitlines()]
-        assert results[-1]["epoch"] == 1
-        assert results[-1]["status"] == "ok"
-        assert 0.0 <= results[-1]["val_acc"] <= 1.0
-        assert {"params", "flops", "latency_ms"} <= results[-1].keys()
-        arch_ids.add(results[-1]["arch_id"])
-        checkpoints = list(tdir.glob("checkpoint_*/state.pt"))
-        assert checkpoints, f"no checkpoint in {tdir}"
-    assert len(arch_ids) == 4, "random search must not repeat an architecture"
-
-    analyzed = raynas_cli("analyze", str(folder), "--top", "3", "--parquet", str(tmp_path / "pq"))
-    assert analyzed.returncode == 0, analyzed.stderr
-    assert "completed=4" in analyzed.stdout
-    assert (tmp_path / "pq" / "trials.parquet").is_file()
-
-    again = raynas_cli("run", str(QUICKSTART), "--storage", str(tmp_path), "--name", "e2e")
-    assert again.returncode == 2
-    assert "already exists" in again.stderr
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -32,11 +33,40 @@ def test_every_usage_command_succeeds(tmp_path: Path) -> None:
     (tmp_path / "benchmarks").mkdir()
     shutil.copytree(REPO / "benchmarks" / "data", tmp_path / "benchmarks" / "data")
     (tmp_path / ".venv").symlink_to(VENV)
+    out: dict[str, str] = {}
     for command in usage_commands():
         proc = subprocess.run(
             command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=600
         )
         assert proc.returncode == 0, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        out[command.split()[1]] = out.get(command.split()[1], "") + proc.stdout
+    # the `run` line: 4 one-epoch children, each with cost metrics and a checkpoint
+    folder = tmp_path / "runs" / "tiny"
+    assert (
+        f"experiment folder: {folder.resolve()}" in out["run"] and "top 4 by val_acc" in out["run"]
+    )
+    assert "completed=4" in out["analyze"]
+    assert (folder / "raynas_experiment.yaml").is_file()
+    trial_dirs = sorted(p.parent for p in folder.glob("*/params.json"))
+    arch_ids = set()
+    for tdir in trial_dirs:
+        last = json.loads((tdir / "result.json").read_text().splitlines()[-1])
+        assert last["epoch"] == 1 and last["status"] == "ok" and 0.0 <= last["val_acc"] <= 1.0
+        assert {"params", "flops", "latency_ms"} <= last.keys()
+        assert list(tdir.glob("checkpoint_*/state.pt")), f"no checkpoint in {tdir}"
+        arch_ids.add(last["arch_id"])
+    assert len(trial_dirs) == len(arch_ids) == 4, "random search must not repeat an architecture"
+    # the same name again is refused, and the folder is kept
+    again = subprocess.run(
+        ".venv/bin/raynas run examples/quickstart.yaml --name tiny",
+        shell=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert len(list(folder.glob("*/params.json"))) == 4
     assert (tmp_path / "runs" / "tiny-tables" / "trials.parquet").is_file()
     assert list((tmp_path / "runs" / "tiny-plots").glob("*.png"))
     assert (tmp_path / "runs" / "tiny-best").is_dir()
