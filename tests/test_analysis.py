@@ -470,10 +470,3 @@ def test_folder_of_a_killed_run(tmp_path: Path) -> None:
     assert set(result.trials["status"]) <= {"completed", "running"}
     assert cli_main(["analyze", str(folder), "--plots", str(tmp_path / "plots")]) == 0
     assert (tmp_path / "plots" / "best_so_far_trials.png").stat().st_size > 0
-
-
-@pytest.mark.slow
-def test_one_shot_trials() -> None:
-    pytest.skip(
-        "one-shot trainables (darts/enas/gdas) are still being built: no folder to load yet"
-    )

@@ -377,6 +377,9 @@ def test_darts_end_to_end_through_raynas_run(tmp_path: Path, local_ray: None) ->
         row = result.trials[result.trials["trial_dir"] == tdir].iloc[0]
         assert row["arch"] == last["arch_str"]
         assert row["arch.cell.edge_0_1"] == arch["cell"]["edge_0_1"]  # the derived arch
+    # the analysis of a one-shot experiment: one row per supernet, curves with its own metrics
+    assert {"arch_entropy", "val_acc"} <= set(result.curves.columns)
+    assert len(result.curves) == 2 * len(result.trials)  # one row per epoch
     # export refuses a supernet trial and says how to get a trained child
     with pytest.raises(ConfigError, match=r"one-shot search.*raynas retrain"):
         export_trial(result, tmp_path / "exported", best=True)
