@@ -80,7 +80,7 @@ def measure(method: str, space: str, device: str, args: argparse.Namespace) -> d
     import trainables.oneshot.common as common
     from raynas.config import load_config
     from raynas.registry import TRAINABLES, get_space
-    from raynas.runner import param_space
+    from raynas.runner import trial_settings
 
     torch.set_num_threads(args.threads)
     dev = torch.device(device)
@@ -97,7 +97,7 @@ def measure(method: str, space: str, device: str, args: argparse.Namespace) -> d
             "resources": {"cpu": args.threads},
         }
     )
-    config = param_space(exp)
+    config = trial_settings(exp)
     config["arch"] = get_space(space, **SPACE_ARGS[space]).sample(0)
     tune_trainable.DEFAULT_STORAGE_PATH = tempfile.mkdtemp(prefix="oneshot_cost_")
     trainable = TRAINABLES.get(trainable_name)(config=config)

@@ -396,6 +396,29 @@ class ExperimentResult:
         found = [p for p in found if p.is_dir()]
         return found[-1] if found else None
 
+    def trial_config(self, trial_id: str) -> dict[str, Any]:
+        """The config trial ``trial_id``'s trainable saw (``arch``, ``space``, ``data``, ...).
+
+        Tune records only each trial's own part (``params.json``: ``arch``, and ``train``
+        under PBT); the settings all trials share are rebuilt from the experiment's
+        ``raynas_experiment.yaml`` and the trial's part goes on top.
+
+        Raises:
+            KeyError: no such trial.
+        """
+        from raynas.config import ConfigError, load_config
+        from raynas.runner import trial_settings
+
+        rows = self.trials[self.trials["trial_id"] == trial_id]
+        if rows.empty:
+            raise KeyError(f"no trial {trial_id!r} in {str(self.path)!r}")
+        own = _read_json(Path(str(rows.iloc[0]["trial_dir"])) / "params.json") or {}
+        try:
+            shared = trial_settings(load_config(self.config)) if self.config else {}
+        except ConfigError:  # a config this version no longer reads: the trial's own part
+            shared = {}
+        return {**shared, **own}
+
     # --- output -----------------------------------------------------------------------
     def to_parquet(self, out_dir: str | Path) -> list[Path]:
         """Write ``trials.parquet`` and ``curves.parquet`` (stable schema) into ``out_dir``."""

@@ -199,7 +199,7 @@ def export_trial(
             [f"{flag}: trial {tid} (status {row['status']}) {why}; export a completed or "
              "early-stopped trial of a checkpointing trainable (see `raynas analyze`)"]
         )  # fmt: skip
-    config = json.loads((Path(str(row["trial_dir"])) / "params.json").read_text())
+    config = result.trial_config(tid)
     state = torch.load(state_file, map_location="cpu", weights_only=True)
     model, data, space = _rebuild(config, state["arch"])
     model.load_state_dict(state["model"])

@@ -48,22 +48,36 @@ class Registry(Generic[T]):
         self.kind = kind
         self.plural = plural or f"{kind}s"
         self._entries: dict[str, Entry[T]] = {}
+        self._lazy: dict[str, tuple[str, str]] = {}
 
-    def register(self, name: str, obj: T, *, description: str = "") -> T:
+    def _check_new(self, name: str) -> None:
         # Built-ins first, so a user's name clash is reported here, at its own call.
         load_builtins()
         if not isinstance(name, str) or not name:
             raise RegistryError(f"a {self.kind} name must be a non-empty string, got {name!r}")
-        if name in self._entries:
+        if name in self._entries or name in self._lazy:
             raise RegistryError(f"{self.kind} {name!r} is already registered; pick another name")
+
+    def register(self, name: str, obj: T, *, description: str = "") -> T:
+        self._check_new(name)
         if not description:
             doc = inspect.getdoc(obj) or ""
             description = doc.splitlines()[0] if doc else ""
         self._entries[name] = Entry(name, obj, description)
         return obj
 
+    def register_lazy(self, name: str, target: str, *, description: str) -> None:
+        """Register ``"package.module:attribute"`` under ``name``, imported on first lookup.
+
+        A driver that never looks the entry up never imports its module (the built-in
+        trainables import torch, which a tabular replay does not need).
+        """
+        self._check_new(name)
+        self._lazy[name] = (target, description)
+
     def unregister(self, name: str) -> None:
         self._entries.pop(name, None)
+        self._lazy.pop(name, None)
 
     def decorator(self, name: str, *, description: str = "") -> Callable[[T], T]:
         def wrap(obj: T) -> T:
@@ -73,6 +87,11 @@ class Registry(Generic[T]):
 
     def entry(self, name: str) -> Entry[T]:
         load_builtins()
+        if name in self._lazy:
+            target, description = self._lazy.pop(name)
+            module, _, attr = target.partition(":")
+            obj = getattr(importlib.import_module(module), attr)
+            self._entries[name] = Entry(name, obj, description)
         if name not in self._entries:
             raise RegistryError(
                 UNKNOWN_NAME.format(
@@ -86,15 +105,14 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         load_builtins()
-        return sorted(self._entries)
+        return sorted([*self._entries, *self._lazy])
 
     def entries(self) -> list[Entry[T]]:
-        load_builtins()
-        return [self._entries[n] for n in sorted(self._entries)]
+        return [self.entry(n) for n in self.names()]
 
     def __contains__(self, name: object) -> bool:
         load_builtins()
-        return name in self._entries
+        return name in self._entries or name in self._lazy
 
 
 _loaded = False

@@ -14,7 +14,7 @@ The retraining is a new experiment folder ``<DIR>-retrain-<trial id>`` next to `
 * ``retrain_of.json``: the link to the search (its folder, trial id, trial folder, method and
   the arch with its string and id);
 * one Tune trial of the ``classify`` trainable; a one-shot :class:`FixedArchSearcher` adds
-  the arch to the runner's ``param_space``, so ``raynas analyze`` and ``raynas resume`` treat
+  the arch to the runner's per-trial config, so ``raynas analyze`` and ``raynas resume`` treat
   the folder like any other experiment.
 
 Example:

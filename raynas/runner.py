@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -80,8 +81,15 @@ def _remote_fs(uri: str) -> tuple[Any, str]:
         ) from None
 
 
-def param_space(exp: Experiment) -> dict[str, Any]:
-    """The constant part of every trial's config; the searcher adds ``arch``."""
+def trial_settings(exp: Experiment) -> dict[str, Any]:
+    """The settings every trial of ``exp`` shares: space, data, train, objective, seed...
+
+    A trainable sees them merged under its trial's own config (``arch``; under PBT also
+    ``train``), so its ``config`` is the whole picture. Tune itself only carries the per-trial
+    part (:func:`param_space`): it writes a trial's config to ``params.json``, into every line
+    of ``result.json`` and into each snapshot of the experiment state, so a large constant part
+    there costs driver time on every trial.
+    """
     space = exp.space
     if space.endswith((".yaml", ".yml")):
         space = str(Path(space).expanduser().resolve())
@@ -99,6 +107,22 @@ def param_space(exp: Experiment) -> dict[str, Any]:
     }
 
 
+def param_space(exp: Experiment) -> dict[str, Any]:
+    """The per-trial part of the config that Tune carries; the searcher adds ``arch``.
+
+    PBT evolution has no searcher: its initial ``arch`` is sampled from the space's Tune form,
+    and ``train`` is per trial because PBT perturbs the learning rate.
+    """
+    if exp.scheduler.name != "pbt_evolution":
+        return {}
+    from raynas.registry import resolve_space
+
+    return {
+        "arch": resolve_space(exp.space, exp.space_args).to_tune(),
+        "train": exp.train.model_dump(mode="json"),
+    }
+
+
 def make_searcher(exp: Experiment) -> Any:
     """The experiment's strategy as a Tune searcher."""
     from raynas.registry import STRATEGIES, resolve_space
@@ -108,7 +132,7 @@ def make_searcher(exp: Experiment) -> Any:
     args = dict(exp.strategy.args)
     if "objectives" in strategy_parameters(STRATEGIES.get(exp.strategy.name)):
         args.setdefault("objectives", exp.objective.objectives())
-    return get_strategy(
+    searcher = get_strategy(
         exp.strategy.name,
         space,
         metric=exp.objective.metric,
@@ -116,6 +140,9 @@ def make_searcher(exp: Experiment) -> Any:
         seed=exp.seed,
         **args,
     )
+    # A trial that stops before this many epochs was early-stopped (lower fidelity).
+    searcher.max_fidelity = exp.train.epochs
+    return searcher
 
 
 def make_scheduler(exp: Experiment) -> Any:
@@ -130,8 +157,31 @@ def _trainable(exp: Experiment) -> Any:
 
     from raynas.registry import TRAINABLES
 
-    cls = TRAINABLES.get(exp.trainable)
+    cls = with_settings(TRAINABLES.get(exp.trainable), trial_settings(exp))
     return tune.with_resources(cls, {"cpu": exp.resources.cpu, "gpu": exp.resources.gpu})
+
+
+def with_settings(cls: type, settings: Mapping[str, Any]) -> type:
+    """A subclass of the trainable ``cls`` whose ``config`` is ``settings`` + the trial's config.
+
+    The settings travel once, with the class Tune registers, instead of inside every trial's
+    config. Each trial gets its own deep copy; the trial's keys win (PBT's perturbed ``train``).
+    """
+    shared = copy.deepcopy(dict(settings))
+
+    class WithSettings(cls):  # type: ignore[misc, valid-type]
+        def setup(self, config: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            self.config = {**copy.deepcopy(shared), **config}
+            return super().setup(self.config, *args, **kwargs)
+
+        def reset_config(self, new_config: dict[str, Any]) -> bool:
+            self.config = {**copy.deepcopy(shared), **new_config}
+            return bool(super().reset_config(self.config))
+
+    # Tune names trial folders after the trainable: keep the registered class's name.
+    WithSettings.__name__ = cls.__name__
+    WithSettings.__doc__ = cls.__doc__
+    return WithSettings
 
 
 def _init_ray(address: str | None) -> None:
@@ -182,13 +232,9 @@ def build_tuner(exp: Experiment, uri: str | Path, *, verbose: bool = True) -> An
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
 
-    space = param_space(exp)
     if exp.scheduler.name == "pbt_evolution":
         # Tune's PBT refuses searchers: the initial population is sampled from the space's
-        # Tune form by a seeded variant generator, and PBT evolves it from there.
-        from raynas.registry import resolve_space
-
-        space["arch"] = resolve_space(exp.space, exp.space_args).to_tune()
+        # Tune form (see param_space) by a seeded variant generator, and PBT evolves it.
         search_alg: Any = BasicVariantGenerator(random_state=exp.seed)
     else:
         search_alg = make_searcher(exp)
@@ -204,7 +250,7 @@ def build_tuner(exp: Experiment, uri: str | Path, *, verbose: bool = True) -> An
     )
     return tune.Tuner(
         _trainable(exp),
-        param_space=space,
+        param_space=param_space(exp),
         tune_config=tune_config,
         **_tune_objects(exp, str(uri), verbose),
     )

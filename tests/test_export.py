@@ -16,7 +16,7 @@ import raynas
 from raynas.cli import main as cli_main
 from raynas.config import ConfigError, load_config
 from raynas.export import evaluate_accuracy, export_trial, load_exported
-from raynas.runner import param_space
+from raynas.runner import trial_settings
 from tests.conftest import QUICKSTART
 from tests.test_analysis import real_experiment, write_experiment, write_state, write_trial
 from trainables.classify import ClassifyTrainable
@@ -32,12 +32,14 @@ def trained_folder(tmp_path: Path, epochs: int = 2) -> Path:
         QUICKSTART,
         overrides=[f"train.epochs={epochs}", "space_args={C: 4, N: 1}", "train.latency_repeats=1"],
     )
-    cfg = param_space(exp)
+    cfg = trial_settings(exp)
     cfg["arch"] = raynas.get_space("nb201", C=4, N=1).from_string(ARCH)
     folder = write_experiment(tmp_path / "exp", epochs=epochs)
+    # As `raynas run` writes them: the experiment's config, and only the trial's own part.
+    (folder / "raynas_experiment.yaml").write_text(json.dumps(exp.to_dict()))
     tdir = folder / "ClassifyTrainable_real0001_1_x_2026-01-01_00-00-00"
     tdir.mkdir()
-    (tdir / "params.json").write_text(json.dumps(cfg))
+    (tdir / "params.json").write_text(json.dumps({"arch": cfg["arch"]}))
     tune_trainable.DEFAULT_STORAGE_PATH = str(tmp_path / "scratch")
     trainable = ClassifyTrainable(config=cfg)
     lines = []
@@ -63,7 +65,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def reported_val_acc(folder: Path, trial_id: str) -> tuple[float, dict[str, Any]]:
     tdir = next(folder.glob(f"*_{trial_id}_*"))
     last = json.loads((tdir / "result.json").read_text().splitlines()[-1])
-    return float(last["val_acc"]), json.loads((tdir / "params.json").read_text())
+    return float(last["val_acc"]), raynas.load(folder).trial_config(trial_id)
 
 
 def check_round_trip(folder: Path, out: Path, trial_id: str) -> None:

@@ -16,7 +16,7 @@ from torch import nn
 import raynas
 from raynas.config import ConfigError, check_experiment, load_config
 from raynas.export import export_trial
-from raynas.runner import param_space
+from raynas.runner import trial_settings
 from search_spaces.models.supernet import NB201Supernet
 from tests.conftest import small_experiment
 from trainables.oneshot.common import DERIVED_ARCH_FILE, parse_options
@@ -247,7 +247,7 @@ def make_trainable(
     )
     data["space_args"] = space.get("space_args", data["space_args"])  # replace, not merge
     exp = load_config(data)
-    cfg = param_space(exp)
+    cfg = trial_settings(exp)
     cfg["arch"] = raynas.get_space(exp.space, **exp.space_args).sample(0)
     tmp_path.mkdir(parents=True, exist_ok=True)
     tune_trainable.DEFAULT_STORAGE_PATH = str(tmp_path)

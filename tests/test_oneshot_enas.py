@@ -13,7 +13,7 @@ import torch
 
 import raynas
 from raynas.config import ConfigError, check_experiment, load_config
-from raynas.runner import param_space
+from raynas.runner import trial_settings
 from tests.conftest import small_experiment
 from trainables.oneshot.common import DERIVED_ARCH_FILE
 from trainables.oneshot.enas import Controller, EnasTrainable, ReinforceState, reinforce_step
@@ -88,7 +88,7 @@ def make_trainable(tmp_path: Path, epochs: int = 2, **sections: Any) -> EnasTrai
     )
     data["space_args"] = sections.get("space_args", data["space_args"])  # replace, not merge
     exp = load_config(data)
-    cfg = param_space(exp)
+    cfg = trial_settings(exp)
     cfg["arch"] = raynas.get_space(exp.space, **exp.space_args).sample(0)
     tmp_path.mkdir(parents=True, exist_ok=True)
     tune_trainable.DEFAULT_STORAGE_PATH = str(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import raynas
 from raynas.bench.table import ArchNotInTable, load_table
 from raynas.config import ConfigError, check_experiment, load_config
 from raynas.registry import TRAINABLES, get_space
-from raynas.runner import param_space
+from raynas.runner import trial_settings, with_settings
 from tests.test_bench_table import SPACE_ARGS, make_frame, write_frame
 from trainables.tabular import TabularTrainable
 
@@ -40,7 +41,7 @@ def experiment(table: Path | str, tmp_path: Path, **sections: Any) -> dict[str, 
 
 def trainable(table: Path, tmp_path: Path, arch: Any, **args: Any) -> TabularTrainable:
     exp = load_config(experiment(table, tmp_path, trainable_args={"table": str(table), **args}))
-    return TabularTrainable(config={**param_space(exp), "arch": arch})
+    return TabularTrainable(config={**trial_settings(exp), "arch": arch})
 
 
 def test_registered() -> None:
@@ -74,7 +75,7 @@ def test_seed_modes(table_path: Path, tmp_path: Path) -> None:
             trainable_args={"table": str(table_path), "seed_mode": "by_seed"},
         )
     )
-    by_seed = TabularTrainable(config={**param_space(exp), "arch": arch})
+    by_seed = TabularTrainable(config={**trial_settings(exp), "arch": arch})
     mean = trainable(table_path, tmp_path, arch, seed_mode="mean")
     v1, vm = by_seed.train()["val_acc"], mean.train()["val_acc"]
     assert v1 == table.curve(arch, seed_mode="by_seed", seed=1)["val_acc"].iat[0]
@@ -94,7 +95,7 @@ def test_arch_missing_from_table_fails_clearly(tmp_path: Path) -> None:
     path = write_frame(tmp_path / "t.parquet", df[df["arch"] != missing])
     arch = get_space("nb201", **SPACE_ARGS).from_string(missing)
     with pytest.raises(ArchNotInTable, match=r"is not in table .*t\.parquet"):
-        trainable(path, tmp_path, arch)
+        trainable(path, tmp_path, arch).train()
 
 
 def test_checkpoint_and_reset(table_path: Path, tmp_path: Path) -> None:
@@ -110,6 +111,22 @@ def test_checkpoint_and_reset(table_path: Path, tmp_path: Path) -> None:
     first = t.train()
     assert first["epoch"] == 1 and first["arch_id"] == table.space.arch_id(b)
 
+
+
+def test_shared_settings_reach_every_trial(table_path: Path, tmp_path: Path) -> None:
+    """The class Tune runs carries the shared settings; a trial's config is only its own part."""
+    table = load_table(table_path)
+    a, b = (table.arch(i) for i in table.arch_ids[:2])
+    exp = load_config(experiment(table_path, tmp_path))
+    cls = with_settings(TabularTrainable, trial_settings(exp))
+    assert cls.__name__ == "TabularTrainable" and issubclass(cls, TabularTrainable)
+    t = cls(config={"arch": a})
+    assert t.config == {**trial_settings(exp), "arch": a}
+    assert t.train()["arch_id"] == table.space.arch_id(a)
+    t.config["trainable_args"]["seed_mode"] = "by_seed"  # a trial's edits stay its own
+    assert t.reset_config({"arch": b, "seed": 7})
+    assert t.config["seed"] == 7 and "seed_mode" not in t.config["trainable_args"]
+    assert t.train()["arch_id"] == table.space.arch_id(b)
 
 @pytest.mark.parametrize(
     ("change", "message"),
@@ -181,3 +198,9 @@ def test_runs_in_tune_with_asha(ray_session: None, table_path: Path, tmp_path: P
         arch = table.space.from_string(row["arch"])
         expected = table.curve(arch)["val_acc"].iat[int(row["epochs"]) - 1]
         assert row["val_acc"] == pytest.approx(expected)
+    # Tune carries only each trial's own part; the analysis rebuilds the whole config.
+    first = trials.iloc[0]
+    own = json.loads((Path(first["trial_dir"]) / "params.json").read_text())
+    assert set(own) == {"arch"}
+    whole = result.trial_config(first["trial_id"])
+    assert whole == {**trial_settings(load_config(exp)), "arch": own["arch"]}

@@ -11,7 +11,7 @@ import torch
 
 import raynas
 from raynas.config import load_config
-from raynas.runner import param_space
+from raynas.runner import trial_settings
 from tests.conftest import QUICKSTART
 from trainables.classify import ClassifyTrainable
 
@@ -20,7 +20,7 @@ STRONG = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_c
 
 def make_config(**overrides: Any) -> dict[str, Any]:
     exp = load_config(QUICKSTART, overrides=[f"{k}={v}" for k, v in overrides.items()])
-    cfg = param_space(exp)
+    cfg = trial_settings(exp)
     space = raynas.get_space(exp.space, **exp.space_args)
     cfg["arch"] = space.from_string(STRONG)
     return cfg

@@ -30,7 +30,7 @@ from ray import tune
 from torch import nn
 
 from raynas.config import EMBEDDED_DATASETS, violated_constraints
-from raynas.registry import load_plugins, register_trainable, resolve_space
+from raynas.registry import load_plugins, resolve_space
 from trainables.cost import measure_cost
 from trainables.data import batches, load_dataset
 from trainables.inherit import inherit_weights
@@ -431,7 +431,3 @@ class ClassifyTrainable(tune.Trainable):
             pass  # an MLP on flattened images is legitimate
         return errors
 
-
-register_trainable("classify", description="train a child network for classification")(
-    ClassifyTrainable
-)

@@ -32,7 +32,7 @@ from typing import Any
 from ray import tune
 
 from raynas.bench.table import SEED_MODES, BenchTable, TableError, load_table
-from raynas.registry import register_trainable, resolve_space
+from raynas.registry import resolve_space
 
 ARGS = ("table", "metric_columns", "seed_mode", "time_column")
 _TABLES: dict[tuple[str, float, str, str], BenchTable] = {}
@@ -80,7 +80,16 @@ class TabularTrainable(tune.Trainable):
     METRICS: tuple[str, ...] = ()
 
     def setup(self, config: dict[str, Any]) -> None:
-        self._init(config)
+        # The table is loaded at the first step, not here: Tune reuses the first actor that
+        # comes up for every pending trial (and cancels the others' actors) when trials are
+        # shorter than an actor's start, so a slow setup would leave one actor doing all the
+        # work while new ones are requested and cancelled per trial.
+        self.config = config
+        self.curve: Any = None
+
+    def _ready(self) -> None:
+        if self.curve is None:
+            self._init(self.config)
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
         self._init(new_config)
@@ -101,26 +110,28 @@ class TabularTrainable(tune.Trainable):
         self.arch_id = self.table.space.arch_id(self.arch)
         self.arch_str = self.table.space.to_string(self.arch)
         seed_mode = args.get("seed_mode") or "mean"
-        self.curve = self.table.curve(
+        # columns: epoch, *table.metrics; one row per recorded epoch
+        self.curve = self.table.curve_array(
             self.arch, seed_mode=seed_mode, seed=int(config.get("seed", 0))
         )
         self.time_column = pick_time_column(self.table, args.get("time_column"))
         self.epoch_index = 0
 
     def step(self) -> dict[str, Any]:
-        row = self.curve.iloc[self.epoch_index]
+        self._ready()
+        row = self.curve[self.epoch_index]
         self.epoch_index += 1
         result: dict[str, Any] = {
-            m: float(row[m]) for m in self.table.metrics if not math.isnan(float(row[m]))
+            m: float(v) for m, v in zip(self.table.metrics, row[1:]) if not math.isnan(v)
         }
-        epoch = int(row["epoch"])
+        epoch = int(row[0])
         clock = result.get(self.time_column) if self.time_column else None
         scalarize = (self.config.get("objective") or {}).get("scalarize")
         if scalarize and all(m in result for m in scalarize):
             result["objective"] = sum(float(w) * result[m] for m, w in scalarize.items())
         result.update(
             epoch=epoch,
-            epochs_total=int(self.curve["epoch"].iloc[-1]),
+            epochs_total=int(self.curve[-1, 0]),
             sim_time_s=float(clock) if clock is not None else float(epoch),
             status="ok",
             arch_id=self.arch_id,
@@ -130,11 +141,13 @@ class TabularTrainable(tune.Trainable):
         return result
 
     def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any]:
+        self._ready()
         return {"epoch_index": self.epoch_index, "arch": self.arch}
 
     def load_checkpoint(self, checkpoint: Any) -> None:
         # PBT may hand over another trial's checkpoint with a new arch: keep our arch and
         # continue its curve from the epoch reached.
+        self._ready()
         if isinstance(checkpoint, dict):
             self.epoch_index = min(int(checkpoint.get("epoch_index", 0)), len(self.curve) - 1)
 
@@ -186,7 +199,3 @@ class TabularTrainable(tune.Trainable):
                 )
         return errors
 
-
-register_trainable("tabular", description="replay a tabular benchmark (no training)")(
-    TabularTrainable
-)

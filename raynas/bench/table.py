@@ -212,6 +212,8 @@ class BenchTable:
         bounds = np.r_[starts, len(self.df)]
         self._index = {str(a): (int(bounds[k]), int(bounds[k + 1])) for k, a in enumerate(ids)}
         self._archs = {str(a): str(self.df["arch"].iat[s]) for a, (s, _) in self._index.items()}
+        # seed, epoch, metrics... as floats, in df's order: replays slice it, no pandas per trial
+        self._values = self.df[["seed", "epoch", *self.metrics]].to_numpy(dtype=float)
         self._final_cache: dict[tuple[str, int], pd.DataFrame] = {}
 
     # --- construction helpers -------------------------------------------------------
@@ -296,6 +298,10 @@ class BenchTable:
         Raises:
             ArchNotInTable: the table has no record of ``arch``.
         """
+        start, stop = self._span(arch)
+        return self.df.iloc[start:stop]
+
+    def _span(self, arch: Any) -> tuple[int, int]:
         arch_id = self.space.arch_id(arch)
         if arch_id not in self._index:
             where = f" {str(self.path)!r}" if self.path else ""
@@ -305,23 +311,47 @@ class BenchTable:
                 f"{self.space.name!r}; search a space the table covers (check --space-arg / "
                 "space_args) or rebuild the table"
             )
-        start, stop = self._index[arch_id]
-        return self.df.iloc[start:stop]
+        return self._index[arch_id]
 
     def curve(self, arch: Any, *, seed_mode: str = "mean", seed: int = 0) -> pd.DataFrame:
         """Per-epoch metrics of ``arch``: one recorded run (``by_seed``) or their mean."""
+        values = self.curve_array(arch, seed_mode=seed_mode, seed=seed)
+        out = pd.DataFrame(values[:, 1:], columns=self.metrics)
+        out.insert(0, "epoch", values[:, 0].astype(np.int64))
+        return out
+
+    def curve_array(self, arch: Any, *, seed_mode: str = "mean", seed: int = 0) -> np.ndarray:
+        """:meth:`curve` as a float array, columns ``["epoch", *metrics]``, a row per epoch.
+
+        The replay's fast path: a slice of the table, averaged over seeds with numpy (NaNs
+        skipped, as pandas' mean does) for ``mean``.
+        """
         _check_seed_mode(seed_mode)
-        rows = self.rows(arch)
+        start, stop = self._span(arch)
+        rows = self._values[start:stop]
+        seeds = rows[:, 0]
         if seed_mode == "by_seed":
             rec = self.record_seed(seed)
-            picked = rows[rows["seed"] == rec]
-            if picked.empty:
+            picked = rows[seeds == rec]
+            if not len(picked):
                 raise ArchNotInTable(
-                    f"arch {rows['arch'].iat[0]!r} has no run with seed {rec} in the table "
-                    f"(it has {sorted(set(rows['seed']))}); use seed_mode 'mean'"
+                    f"arch {self._archs[self.space.arch_id(arch)]!r} has no run with seed {rec} "
+                    f"in the table (it has {sorted({int(s) for s in seeds})}); use seed_mode "
+                    "'mean'"
                 )
-            return picked[["epoch", *self.metrics]].reset_index(drop=True)
-        return rows.groupby("epoch", sort=True)[self.metrics].mean().reset_index()
+            return picked[:, 1:].copy()
+        if (seeds == seeds[0]).all():
+            return rows[:, 1:].copy()
+        epochs, where = np.unique(rows[:, 1], return_inverse=True)
+        metrics = rows[:, 2:]
+        known = ~np.isnan(metrics)
+        sums = np.zeros((len(epochs), metrics.shape[1]))
+        counts = np.zeros_like(sums)
+        np.add.at(sums, where, np.where(known, metrics, 0.0))
+        np.add.at(counts, where, known)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        return np.column_stack([epochs, means])
 
     def final(self, *, seed_mode: str = "mean", seed: int = 0) -> pd.DataFrame:
         """Final-epoch metrics of every arch, indexed by ``arch_id`` (cached).

@@ -228,9 +228,11 @@ class NASSearcher(Searcher):
     ) -> tuple[float, dict[str, Any]]:
         """Cap an early-stopped (lower-fidelity) score below every full-fidelity score."""
         epoch = result.get("epoch")
-        if self.max_fidelity is None or not isinstance(epoch, int | float):
+        # A replayed run (tabular trainable) says its own length.
+        full = result.get("epochs_total") or self.max_fidelity
+        if not isinstance(full, int | float) or not isinstance(epoch, int | float):
             return score, dict(result)
-        if epoch >= self.max_fidelity:
+        if epoch >= full:
             self.full_scores.append(score)
             return score, dict(result)
         if self.full_scores:

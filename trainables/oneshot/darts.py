@@ -43,7 +43,6 @@ from pydantic import Field
 from torch import nn
 from torch.func import functional_call
 
-from raynas.registry import register_trainable
 from trainables.oneshot.common import OneShotOptions, OneShotTrainable
 
 __all__ = [
@@ -341,7 +340,3 @@ class DartsTrainable(OneShotTrainable):
         self.arch_optimizer.load_state_dict(state["arch_optimizer"])
         self.global_step = int(state["global_step"])
 
-
-register_trainable("darts", description="one-shot DARTS (first/second order) on a supernet")(
-    DartsTrainable
-)

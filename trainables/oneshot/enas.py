@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from raynas.registry import register_trainable
 from trainables.oneshot.common import METRICS, OneShotOptions, OneShotTrainable
 
 __all__ = ["Controller", "EnasOptions", "EnasTrainable", "ReinforceState", "reinforce_step"]
@@ -274,7 +273,3 @@ class EnasTrainable(OneShotTrainable):
         self.reinforce.baseline = state["baseline"]
         self.best_decisions = state["best_decisions"]
 
-
-register_trainable("enas", description="one-shot ENAS: LSTM controller over shared weights")(
-    EnasTrainable
-)

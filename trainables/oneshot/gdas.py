@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, ValidationInfo, field_validator
 
-from raynas.registry import register_trainable
 from trainables.oneshot.common import OneShotOptions, OneShotTrainable
 from trainables.oneshot.darts import arch_entropy
 
@@ -165,7 +164,3 @@ class GdasTrainable(OneShotTrainable):
                 alpha.copy_(state["alphas"][key])
         self.arch_optimizer.load_state_dict(state["arch_optimizer"])
 
-
-register_trainable("gdas", description="one-shot GDAS: Gumbel-softmax single-path sampling")(
-    GdasTrainable
-)
