@@ -13,8 +13,9 @@ function of the cell, so each trial is a dictionary lookup). Both sides run the 
 
 Each side runs in its own process with its own embedded Ray runtime; the timed part is from
 building the Tuner to the end of the run (``ray.init`` and imports excluded). Printed: wall
-time and driver CPU time per trial of both, and raynas minus plain Tune per trial (target:
-at most 10 ms).
+time and driver CPU time per trial of both (medians over ``--repeats`` alternating runs of
+each side, default 3: the plain side alone varies by 2x from run to run on a 2-core
+machine), and raynas minus plain Tune per trial (target: at most 10 ms).
 
 ``--kind train`` (40 trials): one-epoch tiny NB201 children on digits through ``raynas run``
 vs a plain Tune function trainable with Tune's defaults (a fresh actor per trial, which
@@ -23,12 +24,14 @@ imports torch and loads the data again); each side timed end to end (process sta
 The last line printed is JSON.
 
 Usage: .venv/bin/python benchmarks/overhead.py [--kind tabular] [--trials 1000] [--concurrent 2]
+       [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -170,64 +173,82 @@ def _marked(proc: subprocess.CompletedProcess, mark: str, what: str) -> dict:
     sys.exit(f"{what} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
 
 
-def tabular(trials: int, concurrent: int) -> dict:
+def tabular(trials: int, concurrent: int, repeats: int) -> dict:
+    runs: dict[str, list[dict]] = {"raynas": [], "plain": []}
     with tempfile.TemporaryDirectory() as tmp:
         table = write_synthetic_table(Path(tmp) / "nb201-synthetic.parquet")
-        config = {
-            "name": "overhead-tabular",
-            "space": "nb201",
-            "trainable": "tabular",
-            "trainable_args": {"table": str(table), "metric_columns": ["val_acc", "params"]},
-            "strategy": {"name": "random"},
-            "objective": {"metric": "val_acc", "mode": "max"},
-            "budget": {"trials": trials, "concurrent": concurrent},
-            "resources": {"cpu": 1},
-            "checkpoint": {"every": 0},
-            "seed": 0,
-            "storage": tmp,
-        }
-        _, proc = timed([sys.executable, "-c", RAYNAS_TABULAR, str(REPO), json.dumps(config)], REPO)
-        ours = _marked(proc, "RAYNAS_OK", "raynas run")
-        archs = ours.pop("archs")
-        _, proc = timed(
-            [
+        for rep in range(repeats):  # alternate the two sides: machine noise hits both
+            storage = Path(tmp) / f"rep{rep}"
+            config = {
+                "name": "overhead-tabular",
+                "space": "nb201",
+                "trainable": "tabular",
+                "trainable_args": {"table": str(table), "metric_columns": ["val_acc", "params"]},
+                "strategy": {"name": "random"},
+                "objective": {"metric": "val_acc", "mode": "max"},
+                "budget": {"trials": trials, "concurrent": concurrent},
+                "resources": {"cpu": 1},
+                "checkpoint": {"every": 0},
+                "seed": rep,
+                "storage": str(storage),
+            }
+            cmd = [sys.executable, "-c", RAYNAS_TABULAR, str(REPO), json.dumps(config)]
+            ours = _marked(timed(cmd, REPO)[1], "RAYNAS_OK", "raynas run")
+            archs = ours.pop("archs")
+            cmd = [
                 sys.executable,
                 "-c",
                 PLAIN_TABULAR,
                 str(table),
                 json.dumps(archs),
                 str(concurrent),
-                tmp,
-            ],
-            REPO,
-        )
-        plain = _marked(proc, "PLAIN_OK", "plain Tune")
+                str(storage),
+            ]
+            plain = _marked(timed(cmd, REPO)[1], "PLAIN_OK", "plain Tune")
+            runs["raynas"].append(ours)
+            runs["plain"].append(plain)
+            print(
+                f"run {rep + 1}/{repeats}: raynas {ours['wall_s'] / trials * 1000:.1f} ms/trial, "
+                f"plain Tune {plain['wall_s'] / trials * 1000:.1f} ms/trial",
+                flush=True,
+            )
     per = {
-        k: {m: v[m] / trials * 1000 for m in ("wall_s", "cpu_s")}
-        for k, v in (("raynas", ours), ("plain", plain))
+        side: {m: statistics.median(r[m] for r in rs) / trials * 1000 for m in ("wall_s", "cpu_s")}
+        for side, rs in runs.items()
     }
+    extras = [
+        (a["wall_s"] - b["wall_s"]) / trials * 1000 for a, b in zip(runs["raynas"], runs["plain"])
+    ]
     extra = per["raynas"]["wall_s"] - per["plain"]["wall_s"]
-    print(f"{trials} trivial tabular trials, {concurrent} at a time, reused actors")
-    for name, v in (("raynas run", ours), ("plain Tune", plain)):
-        p = per["raynas" if name == "raynas run" else "plain"]
+    print(f"{trials} trivial tabular trials, {concurrent} at a time, reused actors, median of "
+          f"{repeats} run(s) each")  # fmt: skip
+    for side, label in (("raynas", "raynas run"), ("plain", "plain Tune")):
+        p = per[side]
+        done = [r["done"] for r in runs[side]]
         print(
-            f"{name:11s}: {v['wall_s']:7.1f} s wall ({p['wall_s']:.1f} ms/trial), driver CPU "
-            f"{v['cpu_s']:.1f} s ({p['cpu_s']:.1f} ms/trial), {v['done']} completed"
+            f"{label:11s}: {p['wall_s']:.1f} ms/trial wall, driver CPU {p['cpu_s']:.1f} ms/trial, "
+            f"completed {done}"
         )
-    print(f"raynas - plain: {extra:+.1f} ms/trial wall (target <= +10 ms)")
+    print(
+        f"raynas - plain: {extra:+.1f} ms/trial wall (medians; per run "
+        f"{', '.join(f'{e:+.1f}' for e in extras)}; target <= +10 ms)"
+    )
     return {
         "benchmark": "overhead",
         "kind": "tabular",
         "trials": trials,
         "concurrent": concurrent,
-        "raynas_s": round(ours["wall_s"], 1),
-        "plain_tune_s": round(plain["wall_s"], 1),
+        "repeats": repeats,
         "raynas_ms_per_trial": round(per["raynas"]["wall_s"], 1),
         "plain_tune_ms_per_trial": round(per["plain"]["wall_s"], 1),
         "raynas_driver_cpu_ms_per_trial": round(per["raynas"]["cpu_s"], 1),
         "plain_tune_driver_cpu_ms_per_trial": round(per["plain"]["cpu_s"], 1),
         "extra_ms_per_trial": round(extra, 1),
-        "completed": [ours["done"], plain["done"]],
+        "extra_ms_per_trial_runs": [round(e, 1) for e in extras],
+        "completed": [
+            min(r["done"] for r in runs["raynas"]),
+            min(r["done"] for r in runs["plain"]),
+        ],
     }
 
 
@@ -302,13 +323,16 @@ def main() -> None:
     parser.add_argument("--kind", choices=["tabular", "train"], default="tabular")
     parser.add_argument("--trials", type=int, help="default: 1000 (tabular), 40 (train)")
     parser.add_argument("--concurrent", type=int, default=2)
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="tabular: runs of each side (medians reported)"
+    )
     args = parser.parse_args()
     if args.trials is None:
         args.trials = 1000 if args.kind == "tabular" else 40
-    if args.trials < 1 or args.concurrent < 1:
-        parser.error("--trials and --concurrent must be at least 1")
+    if args.trials < 1 or args.concurrent < 1 or args.repeats < 1:
+        parser.error("--trials, --concurrent and --repeats must be at least 1")
     if args.kind == "tabular":
-        summary = tabular(args.trials, args.concurrent)
+        summary = tabular(args.trials, args.concurrent, args.repeats)
     else:
         summary = train(args)
     print(json.dumps(summary))

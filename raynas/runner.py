@@ -26,6 +26,8 @@ import yaml
 from raynas.config import ConfigError, Experiment, check_experiment, load_config
 
 CONFIG_FILE = "raynas_experiment.yaml"
+#: Key of a trial's config holding the ObjectRefs of its trainable's ``shared_objects(exp)``.
+SHARED_KEY = "shared"
 _ENV = {
     # A constraint-violated child reports no objective; Tune must not fail it for that.
     "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
@@ -157,8 +159,17 @@ def _trainable(exp: Experiment) -> Any:
 
     from raynas.registry import TRAINABLES
 
-    cls = with_settings(TRAINABLES.get(exp.trainable), trial_settings(exp))
-    return tune.with_resources(cls, {"cpu": exp.resources.cpu, "gpu": exp.resources.gpu})
+    cls = TRAINABLES.get(exp.trainable)
+    settings = trial_settings(exp)
+    shared = getattr(cls, "shared_objects", None)
+    objects = shared(exp) if callable(shared) else None
+    if objects:
+        import ray
+
+        # Built once here, read by each worker process from the object store.
+        settings[SHARED_KEY] = {name: ray.put(obj) for name, obj in objects.items()}
+    bound = with_settings(cls, settings)
+    return tune.with_resources(bound, {"cpu": exp.resources.cpu, "gpu": exp.resources.gpu})
 
 
 def with_settings(cls: type, settings: Mapping[str, Any]) -> type:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,12 @@ import pytest
 import raynas
 from raynas.bench.table import ArchNotInTable, load_table
 from raynas.config import ConfigError, check_experiment, load_config
-from raynas.registry import TRAINABLES, get_space
+from raynas.registry import TRAINABLES, RegistryError, get_space, register_trainable
 from raynas.runner import trial_settings, with_settings
 from tests.test_bench_table import SPACE_ARGS, make_frame, write_frame
 from trainables.tabular import TabularTrainable
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
@@ -46,6 +50,30 @@ def trainable(table: Path, tmp_path: Path, arch: Any, **args: Any) -> TabularTra
 
 def test_registered() -> None:
     assert TRAINABLES.get("tabular") is TabularTrainable
+    assert {"classify", "tabular", "darts", "enas", "gdas"} <= set(TRAINABLES.names())
+    for name in ("tabular", "gdas"):  # built-ins are registered by name before any import
+        with pytest.raises(RegistryError, match=f"trainable '{name}' is already registered"):
+            TRAINABLES.register_lazy(name, "trainables.tabular:TabularTrainable", description="")
+        with pytest.raises(RegistryError, match=f"trainable '{name}' is already registered"):
+            register_trainable(name)(TabularTrainable)
+
+
+def test_a_tabular_driver_never_imports_torch(table_path: Path, tmp_path: Path) -> None:
+    """Checking and searching a tabular experiment needs no torch (seconds of driver start)."""
+    code = (
+        "import json, sys\n"
+        "from raynas.config import check_experiment, load_config\n"
+        "from raynas.runner import make_searcher\n"
+        "exp = load_config(json.loads(sys.argv[1]))\n"
+        "check_experiment(exp)\n"
+        "make_searcher(exp).suggest('t1')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))\n"
+    )
+    exp = json.dumps(experiment(table_path, tmp_path))
+    out = subprocess.run(
+        [sys.executable, "-c", code, exp], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
 
 
 def test_replays_one_recorded_epoch_per_step(table_path: Path, tmp_path: Path) -> None:
@@ -112,7 +140,6 @@ def test_checkpoint_and_reset(table_path: Path, tmp_path: Path) -> None:
     assert first["epoch"] == 1 and first["arch_id"] == table.space.arch_id(b)
 
 
-
 def test_shared_settings_reach_every_trial(table_path: Path, tmp_path: Path) -> None:
     """The class Tune runs carries the shared settings; a trial's config is only its own part."""
     table = load_table(table_path)
@@ -127,6 +154,7 @@ def test_shared_settings_reach_every_trial(table_path: Path, tmp_path: Path) -> 
     assert t.reset_config({"arch": b, "seed": 7})
     assert t.config["seed"] == 7 and "seed_mode" not in t.config["trainable_args"]
     assert t.train()["arch_id"] == table.space.arch_id(b)
+
 
 @pytest.mark.parametrize(
     ("change", "message"),

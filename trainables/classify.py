@@ -430,4 +430,3 @@ class ClassifyTrainable(tune.Trainable):
         if not tabular and exp.space == "mlp" and exp.data.name in DATASETS:
             pass  # an MLP on flattened images is legitimate
         return errors
-

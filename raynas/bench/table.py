@@ -211,7 +211,8 @@ class BenchTable:
         ids = self.df["arch_id"].to_numpy()[starts]
         bounds = np.r_[starts, len(self.df)]
         self._index = {str(a): (int(bounds[k]), int(bounds[k + 1])) for k, a in enumerate(ids)}
-        self._archs = {str(a): str(self.df["arch"].iat[s]) for a, (s, _) in self._index.items()}
+        first_arch = self.df["arch"].to_numpy()[starts]
+        self._archs = {str(a): str(first_arch[k]) for k, a in enumerate(ids)}
         # seed, epoch, metrics... as floats, in df's order: replays slice it, no pandas per trial
         self._values = self.df[["seed", "epoch", *self.metrics]].to_numpy(dtype=float)
         self._final_cache: dict[tuple[str, int], pd.DataFrame] = {}

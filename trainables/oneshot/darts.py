@@ -339,4 +339,3 @@ class DartsTrainable(OneShotTrainable):
                 alpha.copy_(state["alphas"][key])
         self.arch_optimizer.load_state_dict(state["arch_optimizer"])
         self.global_step = int(state["global_step"])
-

@@ -272,4 +272,3 @@ class EnasTrainable(OneShotTrainable):
         self.controller_optimizer.load_state_dict(state["controller_optimizer"])
         self.reinforce.baseline = state["baseline"]
         self.best_decisions = state["best_decisions"]
-

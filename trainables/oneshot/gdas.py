@@ -163,4 +163,3 @@ class GdasTrainable(OneShotTrainable):
             for key, alpha in self.alphas.items():
                 alpha.copy_(state["alphas"][key])
         self.arch_optimizer.load_state_dict(state["arch_optimizer"])
-
