@@ -226,6 +226,14 @@ def test_runs_in_tune_with_asha(ray_session: None, table_path: Path, tmp_path: P
         arch = table.space.from_string(row["arch"])
         expected = table.curve(arch)["val_acc"].iat[int(row["epochs"]) - 1]
         assert row["val_acc"] == pytest.approx(expected)
+    # Both actors served trials: replays are far shorter than an actor's start, and without
+    # meet_peers the first actor up takes every trial while Tune cancels the other.
+    pids = {
+        json.loads(line)["pid"]
+        for tdir in trials["trial_dir"]
+        for line in (Path(tdir) / "result.json").read_text().splitlines()
+    }
+    assert len(pids) == 2, pids
     # Tune carries only each trial's own part; the analysis rebuilds the whole config.
     first = trials.iloc[0]
     own = json.loads((Path(first["trial_dir"]) / "params.json").read_text())

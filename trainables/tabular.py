@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,9 @@ from raynas.runner import SHARED_KEY
 ARGS = ("table", "metric_columns", "seed_mode", "time_column")
 _TABLES: dict[tuple[str, float, str, str], BenchTable] = {}
 _SHARED: dict[str, BenchTable] = {}
+_MET: set[str] = set()
+#: The longest a worker process waits for its sibling actors, once (see meet_peers).
+PEER_WAIT_S = 10.0
 
 
 def table_path(raw: Any) -> Path:
@@ -77,6 +81,46 @@ def shared_table(ref: Any) -> BenchTable:
     return _SHARED[key]
 
 
+def concurrent_actors(exp: Any) -> int:
+    """How many trials of ``exp`` can run at once: its concurrency, its budget and what the
+    Ray cluster's CPUs and GPUs hold (Ray must be initialised)."""
+    import ray
+
+    total = ray.cluster_resources()
+    n = min(exp.budget.concurrent or exp.budget.trials, exp.budget.trials)
+    for key, need in (("CPU", exp.resources.cpu), ("GPU", exp.resources.gpu)):
+        if need and need > 0:
+            n = min(n, int(total.get(key, 0) // need))
+    return max(n, 1)
+
+
+def meet_peers(run_key: str, peers_ref: Any) -> None:
+    """Once per worker process: wait until the run's other replay actors are up too.
+
+    A replay takes milliseconds, far less than an actor takes to start. With ``reuse_actors``,
+    Tune hands each pending trial to the first actor that is free and cancels the actor it had
+    requested for that trial; if one actor is up before its siblings, it takes every trial and
+    Tune requests and cancels a new actor per trial (a placement group, a class fetch and an
+    actor creation each time). So each process's first replay waits, at most
+    :data:`PEER_WAIT_S` seconds once, until as many actors as the run can hold at once have
+    checked in (a key each in Ray's internal key-value store).
+    """
+    if run_key in _MET:
+        return
+    _MET.add(run_key)
+    import ray
+    from ray.experimental import internal_kv
+
+    peers = int(ray.get(peers_ref))
+    if peers <= 1:
+        return
+    prefix = f"raynas-peers-{run_key}-"
+    internal_kv._internal_kv_put(prefix + ray.get_runtime_context().get_actor_id(), b"1")
+    deadline = time.monotonic() + PEER_WAIT_S
+    while time.monotonic() < deadline and len(internal_kv._internal_kv_list(prefix)) < peers:
+        time.sleep(0.02)
+
+
 def pick_time_column(table: BenchTable, time_column: str | None) -> str | None:
     """The simulated clock's column: the one given, else ``train_time_s`` if present."""
     if time_column:
@@ -94,15 +138,15 @@ class TabularTrainable(tune.Trainable):
     METRICS: tuple[str, ...] = ()
 
     def setup(self, config: dict[str, Any]) -> None:
-        # The table is loaded at the first step, not here: Tune reuses the first actor that
-        # comes up for every pending trial (and cancels the others' actors) when trials are
-        # shorter than an actor's start, so a slow setup would leave one actor doing all the
-        # work while new ones are requested and cancelled per trial.
+        # Everything happens at the first step (see _ready).
         self.config = config
         self.curve: Any = None
 
     def _ready(self) -> None:
         if self.curve is None:
+            shared = self.config.get(SHARED_KEY) or {}
+            if "table" in shared and "peers" in shared:
+                meet_peers(shared["table"].hex(), shared["peers"])
             self._init(self.config)
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
@@ -171,15 +215,16 @@ class TabularTrainable(tune.Trainable):
 
     @staticmethod
     def shared_objects(exp: Any) -> dict[str, Any]:
-        """The parsed table, which the runner hands to every worker through the object store:
-        a worker unpickles it in milliseconds instead of parsing the file again (seconds for
-        the 15,625 NAS-Bench-201 cells), and worker nodes need no copy of the file."""
+        """The parsed table, which the runner hands to every worker through the object store
+        (a worker unpickles it in milliseconds instead of parsing the file again: seconds for
+        the 15,625 NAS-Bench-201 cells; worker nodes need no copy of the file), and how many
+        replay actors the run holds at once (see :func:`meet_peers`)."""
         args = dict(exp.trainable_args)
         metrics = args.get("metric_columns")
         table = cached_table(
             table_path(args["table"]), exp.space, dict(exp.space_args), metrics or None
         )
-        return {"table": table}
+        return {"table": table, "peers": concurrent_actors(exp)}
 
     # --- config checks (before Ray starts) ------------------------------------------
     @staticmethod
