@@ -115,7 +115,8 @@ def meet_peers(run_key: str, peers_ref: Any) -> None:
     if peers <= 1:
         return
     prefix = f"raynas-peers-{run_key}-"
-    internal_kv._internal_kv_put(prefix + ray.get_runtime_context().get_actor_id(), b"1")
+    me = ray.get_runtime_context().get_actor_id() or f"pid{os.getpid()}"
+    internal_kv._internal_kv_put(prefix + me, b"1")
     deadline = time.monotonic() + PEER_WAIT_S
     while time.monotonic() < deadline and len(internal_kv._internal_kv_list(prefix)) < peers:
         time.sleep(0.02)
