@@ -31,10 +31,11 @@ from torch import nn
 
 from raynas.config import EMBEDDED_DATASETS, violated_constraints
 from raynas.registry import load_plugins, resolve_space
+from trainables import checkpoint
 from trainables.cost import measure_cost
 from trainables.data import batches, load_dataset
 from trainables.inherit import inherit_weights
-from trainables.schedule import cosine_schedule
+from trainables.schedule import make_lr_schedule, make_optimizer
 
 #: Every metric this trainable reports (an objective must be one of them).
 METRICS = (
@@ -207,41 +208,37 @@ class ClassifyTrainable(tune.Trainable):
         return {**base, "status": "oom", "epoch": self.epoch, "error": message, "done": True}
 
     def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any] | None:
-        state = {
-            "arch": self.arch,
-            "trial_id": self.trial_id,
-            "epoch": self.epoch,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-        }
-        torch.save(state, Path(checkpoint_dir) / CHECKPOINT_FILE)
+        state = checkpoint.capture(
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            scaler=self.scaler,
+            generator=self.generator,
+            device=self.device,
+            epoch=self.epoch,
+            arch=self.arch,
+            trial_id=self.trial_id,
+        )
+        checkpoint.save(checkpoint_dir, CHECKPOINT_FILE, state)
         (Path(checkpoint_dir) / "arch.json").write_text(json.dumps(self.arch, sort_keys=True))
         return None
 
-    def load_checkpoint(self, checkpoint: str | dict[str, Any] | None) -> None:
-        if not isinstance(checkpoint, str):
+    def load_checkpoint(self, checkpoint_dir: str | dict[str, Any] | None) -> None:
+        if not isinstance(checkpoint_dir, str):
             return
-        state = torch.load(
-            Path(checkpoint) / CHECKPOINT_FILE, map_location=self.device, weights_only=False
-        )
+        state = checkpoint.load(checkpoint_dir, CHECKPOINT_FILE)
         if self.space.arch_id(state["arch"]) != self.arch_id:
             self._inherit_from(state)
             return
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        gen_state = state["generator"]
-        self.generator.set_state(gen_state.cpu() if self.device.type == "cpu" else gen_state)
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if state.get("cuda_rng") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.epoch = int(state["epoch"])
+        self.epoch = checkpoint.restore(
+            state,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            scaler=self.scaler,
+            generator=self.generator,
+            device=self.device,
+        )
         self._retune_lr()
 
     def _inherit_from(self, state: dict[str, Any]) -> None:
@@ -325,30 +322,13 @@ class ClassifyTrainable(tune.Trainable):
         self.violations = violated_constraints(config.get("constraints", []), self.cost)
         self.amp = cuda and bool(self.train_cfg.get("amp", True))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.optimizer = self._make_optimizer()
-        steps = self._steps_per_epoch() * int(self.train_cfg["epochs"])
-        warmup = int(float(self.train_cfg.get("warmup_epochs", 0)) * self._steps_per_epoch())
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, cosine_schedule(steps, warmup)
-        )
+        self.optimizer = make_optimizer(self.model.parameters(), self.train_cfg)
+        self.scheduler = make_lr_schedule(self.optimizer, self._steps_per_epoch(), self.train_cfg)
         self.criterion = nn.CrossEntropyLoss(
             label_smoothing=float(self.train_cfg.get("label_smoothing", 0.0))
         )
         self.epoch = 0
         self.lineage: dict[str, Any] = {}
-
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        cfg = self.train_cfg
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if cfg.get("optimizer", "sgd") == "adamw":
-            return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-        return torch.optim.SGD(
-            params,
-            lr=cfg["lr"],
-            momentum=cfg.get("momentum", 0.9),
-            weight_decay=cfg.get("weight_decay", 0.0),
-            nesterov=bool(cfg.get("nesterov", True)) and cfg.get("momentum", 0.9) > 0,
-        )
 
     def _steps_per_epoch(self) -> int:
         n = int(self.data.train_x.shape[0])

@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ray import tune
 from torch import nn
 
+from trainables import checkpoint
 from trainables.classify import (
     build_child,
     data_from_config,
@@ -52,7 +53,7 @@ from trainables.classify import (
 )
 from trainables.cost import measure_cost
 from trainables.data import batches
-from trainables.schedule import cosine_schedule
+from trainables.schedule import make_lr_schedule, make_optimizer
 
 __all__ = [
     "DERIVED_ARCH_FILE",
@@ -241,36 +242,36 @@ class OneShotTrainable(tune.Trainable):
         return result
 
     def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any] | None:
-        state = {
-            "epoch": self.epoch,
-            "net": self.net.state_dict(),
-            "w_optimizer": self.w_optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "previous_arch": self.previous_arch,
-            "arch": self.arch,
-            "method": self._method_state(),
-        }
-        torch.save(state, Path(checkpoint_dir) / CHECKPOINT_FILE)
+        state = checkpoint.capture(
+            model=self.net,
+            optimizer=self.w_optimizer,
+            scheduler=self.scheduler,
+            generator=self.generator,
+            device=self.device,
+            epoch=self.epoch,
+            previous_arch=self.previous_arch,
+            arch=self.arch,
+            method=self._method_state(),
+        )
+        checkpoint.save(checkpoint_dir, CHECKPOINT_FILE, state)
         if self.arch is not None:
             (Path(checkpoint_dir) / DERIVED_ARCH_FILE).write_text(self._arch_json(self.arch))
         return None
 
-    def load_checkpoint(self, checkpoint: str | dict[str, Any] | None) -> None:
-        if not isinstance(checkpoint, str):
+    def load_checkpoint(self, checkpoint_dir: str | dict[str, Any] | None) -> None:
+        if not isinstance(checkpoint_dir, str):
             return
-        state = torch.load(
-            Path(checkpoint) / CHECKPOINT_FILE, map_location=self.device, weights_only=False
+        state = checkpoint.load(checkpoint_dir, CHECKPOINT_FILE)
+        self.epoch = checkpoint.restore(
+            state,
+            model=self.net,
+            optimizer=self.w_optimizer,
+            scheduler=self.scheduler,
+            generator=self.generator,
+            device=self.device,
         )
-        self.net.load_state_dict(state["net"])
-        self.w_optimizer.load_state_dict(state["w_optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.generator.set_state(state["generator"].cpu())
-        torch.set_rng_state(state["torch_rng"])
         self.previous_arch, self.arch = state["previous_arch"], state["arch"]
         self._load_method_state(state["method"])
-        self.epoch = int(state["epoch"])
 
     @classmethod
     def check_config(cls, exp: Any) -> list[str]:
@@ -330,25 +331,8 @@ class OneShotTrainable(tune.Trainable):
         self.net = build_supernet(
             self.space, num_classes=self.data.num_classes, in_channels=self.data.input_shape[0]
         ).to(self.device)
-        cfg = self.train_cfg
-        params = list(self.net.parameters())
-        if cfg.get("optimizer", "sgd") == "adamw":
-            self.w_optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-                params, lr=cfg["lr"], weight_decay=cfg["weight_decay"]
-            )
-        else:
-            self.w_optimizer = torch.optim.SGD(
-                params,
-                lr=cfg["lr"],
-                momentum=cfg.get("momentum", 0.9),
-                weight_decay=cfg.get("weight_decay", 0.0),
-                nesterov=bool(cfg.get("nesterov", True)) and cfg.get("momentum", 0.9) > 0,
-            )
-        steps = self.steps_per_epoch * int(cfg["epochs"])
-        warmup = int(float(cfg.get("warmup_epochs", 0)) * self.steps_per_epoch)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.w_optimizer, cosine_schedule(steps, warmup)
-        )
+        self.w_optimizer = make_optimizer(self.net.parameters(), self.train_cfg)
+        self.scheduler = make_lr_schedule(self.w_optimizer, self.steps_per_epoch, self.train_cfg)
         self.epoch = 0
         self.arch = None
         self.previous_arch = None
