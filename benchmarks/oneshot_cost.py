@@ -11,7 +11,8 @@ the peak above the level before one search epoch, on CPU of the process RSS samp
 
 Methods: ``darts-1`` (first-order DARTS), ``darts-2`` (second order), ``gdas``, ``enas``
 (``controller_steps`` REINFORCE steps per epoch, 10 here). Spaces: ``nb201`` (``C=8, N=1``)
-and ``darts`` (``C=8, layers=5``). The GPU rows appear when CUDA is available.
+and ``darts`` (``C=8, layers=5``), the supernet's size (``trainable_args.search_args``; the
+evaluation network is the same). The GPU rows appear when CUDA is available.
 
 Usage: .venv/bin/python benchmarks/oneshot_cost.py [--steps 3] [--batch-size 64]
        [--image-size 8] [--repeats 2] [--methods darts-1 darts-2 gdas enas]
@@ -91,7 +92,7 @@ def measure(method: str, space: str, device: str, args: argparse.Namespace) -> d
             "space": space,
             "space_args": SPACE_ARGS[space],
             "trainable": trainable_name,
-            "trainable_args": trainable_args,
+            "trainable_args": {**trainable_args, "search_args": SPACE_ARGS[space]},
             "data": {"name": "digits", "limit": 200},
             "train": {"epochs": 10, "batch_size": args.batch_size, "latency_repeats": 1},
             "resources": {"cpu": args.threads},
@@ -168,7 +169,8 @@ def main() -> None:
     p.add_argument("--mode", choices=("time", "memory"), default="time", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
-        print(json.dumps(measure(*args.one, args)))
+        method, space, device = args.one
+        print(json.dumps(measure(method, space, device, args)))
         return
     devices = args.devices
     if devices is None:

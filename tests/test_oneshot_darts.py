@@ -315,7 +315,7 @@ def test_darts_on_the_darts_space_derives_a_valid_genotype(tmp_path: Path) -> No
     trainable = make_trainable(
         DartsTrainable,
         tmp_path,
-        {"order": 1, "arch_lr": 0.01},
+        {"order": 1, "arch_lr": 0.01, "search_args": {"C": 2, "layers": 3}},
         epochs=1,
         space="darts",
         space_args={"C": 2, "layers": 3},

@@ -125,7 +125,18 @@ def test_enas_checkpoint_restores_controller_and_baseline(tmp_path: Path) -> Non
 
 
 def test_enas_on_the_darts_space_derives_a_valid_genotype(tmp_path: Path) -> None:
-    trainable = make_trainable(tmp_path, epochs=1, space="darts", space_args={"C": 2, "layers": 3})
+    trainable = make_trainable(
+        tmp_path,
+        epochs=1,
+        space="darts",
+        space_args={"C": 4, "layers": 5},
+        trainable_args={
+            "controller_steps": 5,
+            "derive_samples": 4,
+            "search_args": {"C": 2, "layers": 3},
+        },
+    )
+    assert len(trainable.net.cells) == 3  # the search size, not space_args
     result = trainable.train()
     trainable.space.validate(result["arch"])
     assert result["arch_str"].startswith("Genotype(normal=[")

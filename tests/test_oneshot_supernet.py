@@ -191,3 +191,84 @@ def test_build_supernet_refuses_spaces_without_one() -> None:
     net = NB201Supernet(C=4, N=1, num_classes=3, in_channels=1)
     with pytest.raises(ValueError, match="weights, sample"):
         net(torch.randn(1, 1, 8, 8))
+
+
+# --- fidelity to the reference search cells -------------------------------------------------
+POOLS = ("max_pool_3x3", "avg_pool_3x3")
+
+
+def test_darts_supernet_pools_through_a_non_affine_batch_norm() -> None:
+    """DARTS' MixedOp appends ``BatchNorm2d(C, affine=False)`` to its pooling ops."""
+    _, net = make("darts")
+    cells = list(net.cells)
+    assert [c.reduction for c in cells] == [False, True, True]
+    for cell in cells[:2]:  # a normal and a reduction cell (stride-2 edges first)
+        for edge in (cell.edges[0], cell.edges[-1]):
+            for name in POOLS:
+                k = net.primitives.index(name)
+                bn = edge.ops[k][-1]
+                assert isinstance(bn, nn.BatchNorm2d) and not bn.affine
+                assert bn.running_mean is None  # batch statistics, like every supernet BN
+                x = 3.0 * torch.randn(6, bn.num_features, 8, 8) + 2.0
+                for y in (edge(x, index=k), edge(x, torch.eye(8)[k])):
+                    mean, var = y.mean((0, 2, 3)), y.var((0, 2, 3), unbiased=False)
+                    assert torch.allclose(mean, torch.zeros_like(mean), atol=1e-5), name
+                    assert torch.allclose(var, torch.ones_like(var), atol=1e-3), name
+
+
+def test_nb201_supernet_pools_without_batch_norm_as_nas_bench_201_does() -> None:
+    """NAS-Bench-201's search cell runs its ``avg_pool_3x3`` bare (no BN when C_in == C_out)."""
+    _, net = make("nb201")
+    edge = net.cells[0].edges[0]
+    op = edge.ops[net.primitives.index("avg_pool_3x3")]
+    assert isinstance(op, nn.AvgPool2d)
+    x = torch.randn(2, 4, 8, 8)
+    assert torch.equal(edge(x, index=net.primitives.index("avg_pool_3x3")), op(x))
+
+
+def straight_through(net: Supernet, seed: int = 0) -> tuple[dict[str, torch.Tensor], Any]:
+    """Hard one-hot weights with the soft weights' gradient (GDAS), and the drawn path."""
+    weights, sample = {}, {}
+    for key, alpha in net.init_alphas(
+        scale=1.0, generator=torch.Generator().manual_seed(seed)
+    ).items():
+        soft = alpha.detach().softmax(-1)
+        hard = nn.functional.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
+        weights[key] = (hard - soft + soft.detach().requires_grad_(True)).detach()
+        weights[key].requires_grad_(True)
+        sample[key] = [int(i) for i in soft.argmax(-1)]
+    return weights, sample
+
+
+@pytest.mark.parametrize(
+    ("space_name", "unselected_get_gradient"), [("nb201", True), ("darts", False)]
+)
+def test_single_path_with_straight_through_weights_follows_the_reference_gdas(
+    space_name: str, unselected_get_gradient: bool
+) -> None:
+    """NAS-Bench-201's GDAS cell adds every unselected hard weight (value 0) to the edge's
+    output, so each gets a gradient; its DARTS-space (NASNet) cell scales the selected op only.
+    The output is the selected path either way."""
+    torch.manual_seed(0)
+    _, net = make(space_name)
+    weights, sample = straight_through(net)
+    x = torch.randn(4, 1, 8, 8)
+    logits = net(x, weights, sample)
+    assert torch.allclose(logits, net(x, sample=sample), atol=1e-5)
+    logits.logsumexp(1).sum().backward()
+    for key, w in weights.items():
+        assert w.grad is not None
+        picked = torch.nn.functional.one_hot(torch.tensor(sample[key]), w.shape[-1]).bool()
+        runs = [net.primitives[k] != "none" for k in sample[key]]  # `none` outputs zeros
+        assert bool((w.grad[picked][torch.tensor(runs)] != 0).all()), key
+        rest = w.grad[~picked]
+        assert bool((rest != 0).all()) if unselected_get_gradient else bool((rest == 0).all())
+
+
+def test_mixed_op_adds_the_unselected_weights_when_asked() -> None:
+    torch.manual_seed(0)
+    mixed = MixedOp(NB201_PRIMITIVES, NB201_OPS, 4, unselected_weights=True)
+    x, w = torch.randn(3, 4, 7, 7), torch.rand(len(NB201_PRIMITIVES))
+    for k, op in enumerate(mixed.ops):
+        assert torch.allclose(mixed(x, w, index=k), w[k] * op(x) + (w.sum() - w[k]), atol=1e-6)
+        assert torch.equal(mixed(x, index=k), op(x))

@@ -1,11 +1,20 @@
 """What every one-shot trainable shares: options, data halves, the epoch report, checkpoints.
 
 A one-shot trial trains a weight-sharing supernet of ``config["space"]`` (``nb201`` or
-``darts``, sized by its ``space_args``) and searches *inside* the trial. The outer Tune search
-proposes an ``arch`` from the same space as for any trainable, but a one-shot trial never trains
-it: the arch only picks the trial's seed (:func:`trainables.classify.trial_seed` of the
-experiment seed and the arch id), so ``budget.trials`` differently seeded one-shot runs are
-made, and the outer strategy must be ``random`` or ``grid``.
+``darts``) and searches *inside* the trial. The outer Tune search proposes an ``arch`` from the
+same space as for any trainable, but a one-shot trial never trains it: the arch only picks the
+trial's seed (:func:`trainables.classify.trial_seed` of the experiment seed and the arch id),
+so ``budget.trials`` differently seeded one-shot runs are made, and the outer strategy must be
+``random`` or ``grid``.
+
+**Search size and evaluation size.** ``space_args`` is the network that is *evaluated*: the
+derived child whose ``params``/``flops``/``latency_ms`` the final result reports, and what
+``raynas retrain`` trains. ``trainable_args.search_args`` sizes the *supernet*, with the
+space's own argument names, validated per space (:class:`DartsSearchArgs`,
+:class:`NB201SearchArgs`). The defaults are the papers': DARTS searches 8 cells of ``C=16``
+and evaluates 20 cells of ``C=36`` (the ``darts`` space's defaults); NAS-Bench-201 searches
+and evaluates the same network (``C=16, N=5``), so for ``nb201`` the search size defaults to
+``space_args``.
 
 Method options come from ``config["trainable_args"]``, one frozen pydantic model per method
 (:class:`OneShotOptions` and subclasses); unknown keys and bad values are reported with their
@@ -17,12 +26,15 @@ val_acc, lr, arch_entropy, collapse, collapse_warning, arch_str, arch_id, derive
 derived arch as canonical JSON), ``arch`` (the same as a nested dict), ``status``, plus the
 method's own metrics. The derived arch is also written to ``derived_arch.json`` in the trial
 folder (and into every checkpoint). The final result adds the derived child's ``params``,
-``flops`` and ``latency_ms`` (its evaluation network under the same ``space_args``).
+``flops`` and ``latency_ms`` of its evaluation network (``space_args``, not the search size).
 
 The search runs in float32 (``train.amp`` and ``train.channels_last`` are not used: the
 second-order step differentiates through a virtual step, and search cost is dominated by the
 many small ops of the supernet). ``train`` otherwise applies as for ``classify``: optimizer,
 lr with cosine decay over all search steps, momentum, weight decay, grad clipping, batch size.
+Every method takes one weight step per batch of the weight half (``train_portion`` of the
+training split), so the schedule is sized on those: the lr reaches 0 at the last step of the
+last epoch, whatever the split.
 """
 
 from __future__ import annotations
@@ -39,7 +51,14 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from ray import tune
 from torch import nn
 
@@ -58,10 +77,14 @@ from trainables.schedule import make_lr_schedule, make_optimizer
 __all__ = [
     "DERIVED_ARCH_FILE",
     "METRICS",
+    "SEARCH_ARGS",
+    "DartsSearchArgs",
+    "NB201SearchArgs",
     "OneShotOptions",
     "OneShotTrainable",
     "check_oneshot_config",
     "parse_options",
+    "parse_search_args",
 ]
 
 DERIVED_ARCH_FILE = "derived_arch.json"
@@ -87,23 +110,78 @@ class OneShotOptions(BaseModel):
 
     Attributes:
         train_portion: Share of the training split that trains the shared weights; the rest
-            trains the architecture (DARTS/GDAS) or the controller (ENAS). The validation
-            split is never used by the search; it measures ``val_acc``.
+            trains the architecture (DARTS/GDAS) or the controller (ENAS, less its
+            ``derive_portion``). The validation split is never used by the search; it
+            measures ``val_acc``.
         collapse_threshold: Warn (``collapse_warning: true``) when the share of parameter-free
             ops in the derived (normal) cell exceeds this.
+        search_args: The supernet's size, with the space's argument names (see
+            :data:`SEARCH_ARGS`); None: the paper's search size for the space.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     train_portion: float = Field(0.5, gt=0.0, lt=1.0)
     collapse_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    search_args: dict[str, Any] | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name != "search_args":
+            raise ValueError("must be a number, not true/false")  # pydantic reads true as 1
+        return value
+
+
+class _SearchSize(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     @field_validator("*", mode="before")
     @classmethod
     def _no_booleans(cls, value: Any) -> Any:
-        if isinstance(value, bool):  # pydantic would read true as 1
-            raise ValueError("must be a number, not true/false")
+        if isinstance(value, bool):
+            raise ValueError("must be an integer, not true/false")
         return value
+
+
+class NB201SearchArgs(_SearchSize):
+    """``search_args`` of an ``nb201`` space: NAS-Bench-201 searches at the evaluation size.
+
+    Attributes:
+        C: Channels of the first stage; None: the space's ``C`` (16 by default).
+        N: Cells per stage; None: the space's ``N`` (5 by default).
+    """
+
+    C: int | None = Field(None, ge=1)
+    N: int | None = Field(None, ge=1)
+
+
+class DartsSearchArgs(_SearchSize):
+    """``search_args`` of a ``darts`` space: DARTS searches a smaller network than it evaluates.
+
+    Attributes:
+        C: Initial channels of the search network (DARTS: 16; evaluation: 36).
+        layers: Cells of the search network (DARTS: 8; evaluation: 20).
+    """
+
+    C: int = Field(16, ge=1)
+    layers: int = Field(8, ge=3)
+
+
+#: The ``trainable_args.search_args`` model of each supernet space.
+SEARCH_ARGS: dict[str, type[_SearchSize]] = {"nb201": NB201SearchArgs, "darts": DartsSearchArgs}
+
+
+def _error_lines(err: ValidationError, prefix: str, unknown: str) -> list[str]:
+    lines = []
+    for e in err.errors():
+        path = ".".join([prefix, *(str(p) for p in e["loc"])])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{path}: {unknown}")
+            continue
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{path}: {msg[:1].lower()}{msg[1:]}, got {e.get('input')!r}")
+    return lines
 
 
 def parse_options(
@@ -121,15 +199,36 @@ def parse_options(
     try:
         return cls.model_validate(dict(args or {})), []
     except ValidationError as err:
-        errors = []
-        for e in err.errors():
-            path = ".".join(["trainable_args", *(str(p) for p in e["loc"])])
-            if e["type"] == "extra_forbidden":
-                errors.append(f"{path}: unknown option; known options: {sorted(cls.model_fields)}")
-                continue
-            msg = e["msg"].removeprefix("Value error, ")
-            errors.append(f"{path}: {msg[:1].lower()}{msg[1:]}, got {e.get('input')!r}")
-        return None, errors
+        known = f"unknown option; known options: {sorted(cls.model_fields)}"
+        return None, _error_lines(err, "trainable_args", known)
+
+
+def parse_search_args(
+    space: str, args: Mapping[str, Any] | None
+) -> tuple[dict[str, int | None] | None, list[str]]:
+    """Validate ``trainable_args.search_args`` for a supernet space.
+
+    Args:
+        space: ``nb201`` or ``darts``.
+        args: The ``search_args`` mapping (None: the defaults).
+
+    Returns:
+        ``(size, [])`` with every size argument of the space (None: the space's own value),
+        or ``(None, errors)``, one ``trainable_args.search_args.<key>: ...`` line each.
+
+    Example:
+        >>> parse_search_args("darts", {"C": 8})
+        ({'C': 8, 'layers': 8}, [])
+    """
+    cls = SEARCH_ARGS[space]
+    try:
+        return cls.model_validate(dict(args or {})).model_dump(), []
+    except ValidationError as err:
+        known = (
+            f"unknown option; search_args takes {list(cls.model_fields)} "
+            "(the rest of the space comes from space_args)"
+        )
+        return None, _error_lines(err, "trainable_args.search_args", known)
 
 
 def check_oneshot_config(exp: Any, options: type[OneShotOptions]) -> list[str]:
@@ -146,6 +245,9 @@ def check_oneshot_config(exp: Any, options: type[OneShotOptions]) -> list[str]:
             "go in trainable_args)"
         )
     errors.extend(parse_options(options, exp.trainable_args)[1])
+    search_args = (exp.trainable_args or {}).get("search_args")
+    if exp.space in SUPERNET_SPACES and isinstance(search_args, Mapping):
+        errors.extend(parse_search_args(exp.space, search_args)[1])
     if exp.data.name not in DATASETS:
         errors.append(f"data.name: unknown dataset {exp.data.name!r}; known: {list(DATASETS)}")
     elif exp.data.name in ("wine", "breast_cancer"):
@@ -316,6 +418,10 @@ class OneShotTrainable(tune.Trainable):
             raise ValueError("; ".join(errors))
         self.opts = opts
         self.space = space_from_config(config)
+        size, errors = parse_search_args(self.space.name, opts.search_args)
+        if size is None:
+            raise ValueError("; ".join(errors))
+        self.search_size = {k: getattr(self.space, k) if v is None else v for k, v in size.items()}
         outer = self.space.arch_id(config["arch"]) if "arch" in config else "oneshot"
         self.seed = trial_seed(int(config.get("seed", 0)), outer)
         self.device = trial_device(config)
@@ -329,7 +435,10 @@ class OneShotTrainable(tune.Trainable):
         np.random.seed(self.seed % 2**32)
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self.net = build_supernet(
-            self.space, num_classes=self.data.num_classes, in_channels=self.data.input_shape[0]
+            self.space,
+            num_classes=self.data.num_classes,
+            in_channels=self.data.input_shape[0],
+            size=self.search_size,
         ).to(self.device)
         self.w_optimizer = make_optimizer(self.net.parameters(), self.train_cfg)
         self.scheduler = make_lr_schedule(self.w_optimizer, self.steps_per_epoch, self.train_cfg)
@@ -346,8 +455,9 @@ class OneShotTrainable(tune.Trainable):
         w_idx, a_idx = order[:cut].to(self.device), order[cut:].to(self.device)
         self.w_x, self.w_y = self.data.train_x[w_idx], self.data.train_y[w_idx]
         self.a_x, self.a_y = self.data.train_x[a_idx], self.data.train_y[a_idx]
-        size = int(self.train_cfg["batch_size"])
-        self.steps_per_epoch = max(1, min(math.ceil(cut / size), math.ceil((n - cut) / size)))
+        # Every method takes one weight step per batch of the weight half, whatever the size
+        # of the other half (its batches repeat or go unused): the lr schedule counts these.
+        self.steps_per_epoch = max(1, math.ceil(cut / int(self.train_cfg["batch_size"])))
 
     def w_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One shuffled pass over the weight half."""
@@ -410,7 +520,7 @@ class OneShotTrainable(tune.Trainable):
         return json.dumps(arch, sort_keys=True, separators=(",", ":"))
 
     def _child_cost(self, arch: dict[str, Any]) -> dict[str, Any]:
-        """Cost of the derived child's evaluation network (same ``space_args``)."""
+        """Cost of the derived child's evaluation network (``space_args``, not the search size)."""
         child = build_child(
             self.space, arch, tuple(self.data.input_shape), self.data.num_classes
         ).to(self.device)

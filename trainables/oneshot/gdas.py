@@ -1,14 +1,32 @@
 """``gdas``: gradient-based search with differentiable sampling (Dong & Yang, CVPR 2019).
 
-Like first-order DARTS, each step alternates an architecture step (Adam on ``alpha``, on a
-batch of the architecture half) and a weight step (SGD, on a batch of the weight half), but
-every forward pass runs a *single* path: on each edge one op is drawn from
-``softmax((log_softmax(alpha) + gumbel) / tau)`` and its output is scaled by the straight-through
-weight ``hard - soft.detach() + soft`` (value 1, gradient of the soft sample), so ``alpha``
-gets gradients although only the drawn ops run. ``tau`` decays linearly from ``tau_max`` to
-``tau_min`` over the epochs. The derived arch follows the DARTS rules (argmax per edge for
-``nb201``, two strongest inputs per node for ``darts``); ``val_acc`` is measured on that
-derived path.
+Every forward pass runs a *single* path: on each edge one op is drawn from
+``softmax((log_softmax(alpha) + gumbel) / tau)`` and weighted by the straight-through
+one-hot ``hard - soft.detach() + soft`` (value 1 at the drawn op, 0 elsewhere, gradient of
+the soft sample), so ``alpha`` gets gradients although only the drawn ops run. On the
+``nb201`` supernet the unselected weights are added to each edge's output too (their value is
+0, so the output is the drawn op's alone, but each stays in the gradient path), as
+NAS-Bench-201's GDAS cell (``NAS201SearchCell.forward_gdas`` in D-X-Y/AutoDL-Projects) does;
+on the ``darts`` supernet only the drawn op's weight scales the edge, as the reference's
+DARTS-space cell (``NASNetSearchCell`` / ``MixedOp.forward_gdas``) does.
+
+Each search step follows the reference loop (``exps/NAS-Bench-201-algos/GDAS.py``): first a
+**weight step** (SGD on a batch of the weight half, on a freshly drawn path), then an
+**architecture step** (Adam on ``alpha``, on a batch of the architecture half, on another
+drawn path, with the weights just updated). ``tau`` decays linearly from ``tau_max`` to
+``tau_min`` over the epochs, as in the reference. The derived arch follows the DARTS rules
+(argmax per edge for ``nb201``, two strongest inputs per node for ``darts``); ``val_acc`` is
+measured on that derived path.
+
+Deviations from the reference, and why:
+
+* the weight lr follows the shared cosine schedule to 0 over all search steps
+  (:mod:`trainables.schedule`; the reference's cosine, also updated every step, ends at a
+  floor ``eta_min`` set in its config): one schedule for every raynas trainable, set by
+  ``train``;
+* the architecture batches come from endless shuffled passes over the architecture half
+  (the reference draws a random validation example per training example): the same
+  distribution, without replacement within a pass.
 
 Options (``trainable_args``): see :class:`GdasOptions`.
 """
@@ -121,6 +139,10 @@ class GdasTrainable(OneShotTrainable):
         total, correct, seen = 0.0, 0, 0
         arch_batches = self.a_batches()
         for xt, yt in self.w_batches():
+            loss, logits = self._path_loss(xt, yt)  # weights first, as the reference
+            if not torch.isfinite(loss):
+                return {"train_loss": float("nan"), "train_acc": 0.0}
+            self.weight_step(loss)
             xv, yv = next(arch_batches)
             arch_loss, _ = self._path_loss(xv, yv)
             grads = torch.autograd.grad(arch_loss, list(self.alphas.values()), allow_unused=True)
@@ -128,10 +150,6 @@ class GdasTrainable(OneShotTrainable):
             for alpha, grad in zip(self.alphas.values(), grads):
                 alpha.grad = None if grad is None else grad.detach()
             self.arch_optimizer.step()
-            loss, logits = self._path_loss(xt, yt)
-            if not torch.isfinite(loss):
-                return {"train_loss": float("nan"), "train_acc": 0.0}
-            self.weight_step(loss)
             total += float(loss.detach()) * int(yt.shape[0])
             correct += int((logits.argmax(1) == yt).sum())
             seen += int(yt.shape[0])

@@ -6,7 +6,10 @@ global pooling and a linear classifier. A cell has two inputs (the outputs of th
 cells, preprocessed to ``C`` channels) and four intermediate nodes; node ``j`` (2..5) receives
 an edge from every earlier node, so a cell has 2 + 3 + 4 + 5 = 14 edges, ordered by target,
 then source. Normal cells share one ``(14, K)`` weight tensor, reduction cells another. The
-candidate ops are DARTS' eight (``none`` included) with ``affine=False``.
+candidate ops are DARTS' eight (``none`` included) with ``affine=False``, and, as in DARTS'
+search ``MixedOp``, each pooling op is followed by a non-affine BatchNorm. In single-path mode
+with weights (GDAS) only the selected op's weight scales the edge, as in the DARTS-space
+(NASNet) GDAS cell of the reference code.
 
 :meth:`DartsSupernet.derive` applies the DARTS rule: per node keep the two incoming edges
 whose strongest non-``none`` op weighs most, each with that op.
@@ -69,7 +72,7 @@ class DartsSearchCell(nn.Module):
             self.preprocess0 = ReLUConvBN(C_prev_prev, C, 1, 1, 0, affine=False)
         self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0, affine=False)
         self.edges = nn.ModuleList(
-            MixedOp(primitives, DARTS_OPS, C, 2 if reduction and i < 2 else 1)
+            MixedOp(primitives, DARTS_OPS, C, 2 if reduction and i < 2 else 1, pool_bn=True)
             for i, _ in DARTS_EDGES
         )
         use_batch_statistics(self)

@@ -7,7 +7,17 @@ A :class:`MixedOp` holds every candidate operation of one edge, built from the s
   ``(K, N, C, H, W)`` tensor); the ``none`` op is skipped (its term is zero), and operations that
   begin with a ReLU share a single ``relu(x)`` instead of one copy per op;
 * **single path** (ENAS, GDAS): only ``op_k(x)`` for a chosen ``k``, optionally scaled by
-  ``w[k]`` so that a straight-through Gumbel weight passes its gradient.
+  ``w[k]`` so that a straight-through Gumbel weight passes its gradient. With
+  ``unselected_weights`` the other weights are added too (``w[k] * op_k(x) + sum_{j != k}
+  w[j]``): for a straight-through one-hot their value is 0, so the output is still the
+  selected op's, but each unselected weight stays in the gradient path (NAS-Bench-201's GDAS
+  cell, ``NAS201SearchCell.forward_gdas``; its DARTS-space cell scales the selected op only).
+
+``pool_bn`` appends a non-affine BatchNorm to the pooling ops, as DARTS' search ``MixedOp``
+does (``nn.Sequential(pool, BatchNorm2d(C, affine=False))``): it puts the parameter-free pool
+outputs on the scale of the ReLU-Conv-BN ops they compete with. NAS-Bench-201's search cells
+run their pooling bare (its ``POOLING`` op adds a ReLU-Conv-BN only when the channels change,
+never inside a cell), so the ``nb201`` supernet leaves it off.
 
 Every BatchNorm of a supernet (cells, stem, reductions, head) uses batch statistics in
 training *and* evaluation (``track_running_stats=False``, as NAS-Bench-201's search models can
@@ -74,6 +84,9 @@ class MixedOp(nn.Module):
         C: Channels (kept by every op).
         stride: 1, or 2 on the reducing edges of a DARTS reduction cell.
         affine: Affine BatchNorm in the ops (supernets use False, as DARTS and NB201 do).
+        pool_bn: Follow every ``*pool*`` op by ``BatchNorm2d(C, affine=False)`` (DARTS).
+        unselected_weights: In single-path mode with weights, add the unselected ops'
+            weights to the output (NAS-Bench-201's GDAS cell).
     """
 
     def __init__(
@@ -83,11 +96,21 @@ class MixedOp(nn.Module):
         C: int,
         stride: int = 1,
         affine: bool = False,
+        *,
+        pool_bn: bool = False,
+        unselected_weights: bool = False,
     ) -> None:
         super().__init__()
         self.primitives = tuple(primitives)
         self.stride = stride
-        self.ops = nn.ModuleList(table.build(p, C, stride, affine) for p in self.primitives)
+        self.unselected_weights = unselected_weights
+        ops = []
+        for p in self.primitives:
+            op = table.build(p, C, stride, affine)
+            if pool_bn and "pool" in p:
+                op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+            ops.append(op)
+        self.ops = nn.ModuleList(ops)
         self._is_none = [p == "none" for p in self.primitives]
         # Plain list, not registered: these views share the modules of ``self.ops``.
         self._after_relu: list[nn.Module | None] = [_after_leading_relu(op) for op in self.ops]
@@ -104,7 +127,8 @@ class MixedOp(nn.Module):
         Args:
             x: The edge's input.
             weights: ``(K,)`` weights of the ops; required in dense mode. In single-path mode
-                the output is scaled by ``weights[index]`` when given.
+                the output is scaled by ``weights[index]`` when given (plus the sum of the
+                other weights with ``unselected_weights``).
             index: Run only this op.
             aux_skip: Add ``aux_skip * x`` (DARTS- auxiliary skip; stride-1 edges only).
 
@@ -115,6 +139,8 @@ class MixedOp(nn.Module):
             out = self.ops[index](x)
             if weights is not None:
                 out = out * weights[index]
+                if self.unselected_weights and weights.shape[0] > 1:
+                    out = out + torch.cat([weights[:index], weights[index + 1 :]]).sum()
         else:
             if weights is None:
                 raise ValueError("weights: a dense MixedOp needs one weight per op")

@@ -5,7 +5,11 @@ a 3x3 stem, three stages of ``N`` cells separated by residual reduction blocks, 
 pooling and a linear classifier. Every cell shares one set of architecture weights, a
 ``(6, K)`` tensor whose rows are the edges ``0->1, 0->2, 1->2, 0->3, 1->3, 2->3`` (the
 ``nb201`` space's ``edge_<i>_<j>`` order) and whose columns are the space's ops. The cell ops
-are the evaluation network's ReLU-Conv-BN ops with ``affine=False``, as in NAS-Bench-201.
+are the evaluation network's ReLU-Conv-BN ops with ``affine=False``, as in NAS-Bench-201, and
+its pooling runs without a BatchNorm, as in NAS-Bench-201's search cell (DARTS' own search
+cell adds one; see :mod:`~search_spaces.models.supernet.mixed`). In single-path mode with
+weights (GDAS) every unselected op's weight is added to the edge's output, as NAS-Bench-201's
+GDAS cell does, so each stays in the gradient path.
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ class NB201SearchCell(nn.Module):
 
     def __init__(self, C: int, primitives: Sequence[str]) -> None:
         super().__init__()
-        self.edges = nn.ModuleList(MixedOp(primitives, NB201_OPS, C) for _ in NB201_EDGES)
+        self.edges = nn.ModuleList(
+            MixedOp(primitives, NB201_OPS, C, unselected_weights=True) for _ in NB201_EDGES
+        )
         use_batch_statistics(self)
 
     def forward(
