@@ -1,4 +1,4 @@
-"""``raynas retrain DIR [--trial ID]``: train a searched architecture from scratch.
+"""``raynas retrain DIR [--trial ID] [--final]``: train a searched architecture from scratch.
 
 Built for one-shot searches (``trainable: darts | enas | gdas``), whose trials report a
 *derived* architecture, and usable on any experiment: for a trial without a derived arch the
@@ -11,15 +11,23 @@ The retraining is a new experiment folder ``<DIR>-retrain-<trial id>`` next to `
   objective is the search's when ``classify`` reports it, else ``val_acc``), with the
   ``--set`` overrides applied (e.g. ``train.epochs=50`` or ``space_args.C=16`` to retrain
   bigger than the supernet);
-* ``retrain_of.json``: the link to the search (its folder, trial id, trial folder, method and
-  the arch with its string and id);
+* ``retrain_of.json``: the link to the search (its folder, trial id, trial folder, method,
+  the arch with its string and id, and which training was done: ``final``, ``evaluated_on``);
 * one Tune trial of the ``classify`` trainable; a one-shot :class:`FixedArchSearcher` adds
   the arch to the runner's per-trial config, so ``raynas analyze`` and ``raynas resume`` treat
   the folder like any other experiment.
 
+By default the retraining keeps the search's validation split (``data.val_fraction`` of the
+training split, 0.2 unless set) and reports ``val_*``. ``final=True`` (``--final``) is the last
+step of a NAS: ``data.val_fraction: 0`` trains on the whole training split and the official
+test split is reported every epoch (``test_acc``, ``test_loss``; a ``val_*`` objective becomes
+its ``test_*`` twin); its folder is ``<DIR>-retrain-<trial id>-final``.
+
 Example:
     >>> result = retrain("runs/darts-nb201", overrides=["train.epochs=20"])
     >>> result.trials[["arch", "val_acc"]]
+    >>> final = retrain("runs/darts-nb201", final=True)  # whole training split, test split
+    >>> final.trials[["arch", "test_acc"]]
 """
 
 from __future__ import annotations
@@ -39,12 +47,14 @@ from typing import Any
 import yaml
 
 from raynas.config import ConfigError, Experiment, check_experiment, load_config
+from raynas.files import CONFIG_FILE
 
-CONFIG_FILE = "raynas_experiment.yaml"
 LINK_FILE = "retrain_of.json"
 DERIVED_ARCH_FILE = "derived_arch.json"
 #: Metrics the ``classify`` trainable reports (a retrain keeps the search's objective if listed).
 CLASSIFY_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "test_acc", "test_loss")
+#: The validation split of a retraining that is not final when the search had none.
+DEFAULT_VAL_FRACTION = 0.2
 
 __all__ = ["LINK_FILE", "SearchedTrial", "find_trial", "register_cli", "retrain", "retrain_config"]
 
@@ -138,19 +148,46 @@ def find_trial(path: str | Path, trial: str | None = None) -> SearchedTrial:
     return max(scored, key=lambda t: sign * (t.score or 0.0))
 
 
+def _held_out(metric: str, final: bool) -> str:
+    """``val_*`` <-> ``test_*``: the metric a (final) retraining reports for ``metric``."""
+    prefix, twin = ("val_", "test_") if final else ("test_", "val_")
+    return twin + metric[len(prefix) :] if metric.startswith(prefix) else metric
+
+
 def retrain_config(
-    search: Mapping[str, Any], *, name: str, storage: str, overrides: Sequence[str] = ()
+    search: Mapping[str, Any],
+    *,
+    name: str,
+    storage: str,
+    overrides: Sequence[str] = (),
+    final: bool = False,
 ) -> Experiment:
     """The ``classify`` experiment that retrains an arch of the search ``search`` (a config dict).
 
+    Args:
+        search: The search's config.
+        name: The retraining's name (its folder).
+        storage: Where its folder goes.
+        overrides: ``a.b=value`` overrides.
+        final: Train on the whole training split (``data.val_fraction: 0``) and report the
+            official test split; otherwise keep a validation split and report it.
+
     Raises:
-        ConfigError: A bad override or a config the classify trainable refuses.
+        ConfigError: A bad override, a config the classify trainable refuses, or (``final``)
+            an override that brings back a validation split or a ``val_*`` objective.
     """
     data = dict(search)
     objective = dict(data.get("objective") or {})
     if objective.get("metric") not in CLASSIFY_METRICS:
         objective = {"metric": "val_acc", "mode": "max"}
+    objective["metric"] = _held_out(objective["metric"], final)
+    data_section = dict(data.get("data") or {})
+    if final:
+        data_section["val_fraction"] = 0.0
+    elif not data_section.get("val_fraction", DEFAULT_VAL_FRACTION):  # a final search's config
+        data_section["val_fraction"] = DEFAULT_VAL_FRACTION
     data.update(
+        data=data_section,
         name=name,
         storage=storage,
         trainable="classify",
@@ -160,7 +197,20 @@ def retrain_config(
         budget={"trials": 1, "concurrent": 1},
         objective={"metric": objective["metric"], "mode": objective.get("mode", "max")},
     )
-    return load_config(data, overrides=overrides)
+    exp = load_config(data, overrides=overrides)
+    if final and exp.data.val_fraction != 0:
+        raise ConfigError(
+            [f"data.val_fraction: --final trains on the whole training split (0), got "
+             f"{exp.data.val_fraction}; drop the override or retrain without --final"]
+        )  # fmt: skip
+    no_val = exp.data.val_fraction == 0  # classify then reports test_* instead of val_*
+    if exp.objective.metric.startswith("val_" if no_val else "test_"):
+        raise ConfigError(
+            [f"objective.metric: this retraining (data.val_fraction {exp.data.val_fraction}) "
+             f"does not report {exp.objective.metric!r}; use "
+             f"{_held_out(exp.objective.metric, no_val)!r}"]
+        )  # fmt: skip
+    return exp
 
 
 def retrain(
@@ -172,6 +222,7 @@ def retrain(
     overwrite: bool = False,
     address: str | None = None,
     verbose: bool = True,
+    final: bool = False,
 ) -> Any:
     """Train the architecture a search found from scratch, in a new experiment folder.
 
@@ -179,10 +230,13 @@ def retrain(
         path: The search's experiment folder.
         trial: Trial id (or a unique part of its folder name); default: the best trial.
         overrides: ``a.b=value`` overrides of the retraining config.
-        name: Folder name; default ``<search name>-retrain-<trial id>``.
+        name: Folder name; default ``<search name>-retrain-<trial id>`` (``-final`` added
+            when ``final``).
         overwrite: Replace an existing retraining folder.
         address: Ray cluster address (None: local Ray).
         verbose: Print a line per trial and the summary.
+        final: Train on the whole training split and report the official test split (see
+            :func:`retrain_config`); ``retrain_of.json`` records which was done.
 
     Returns:
         The :class:`~raynas.analysis.ExperimentResult` of the retraining folder.
@@ -199,9 +253,10 @@ def retrain(
     safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", chosen.trial_id)
     exp = retrain_config(
         search,
-        name=name or f"{folder.name}-retrain-{safe_id}",
+        name=name or f"{folder.name}-retrain-{safe_id}{'-final' if final else ''}",
         storage=str(folder.parent),
         overrides=overrides,
+        final=final,
     )
     check_experiment(exp, address=address)
     space = resolve_space(exp.space, exp.space_args)
@@ -230,9 +285,21 @@ def retrain(
         "arch": arch,
         "arch_str": space.to_string(arch),
         "arch_id": space.arch_id(arch),
+        **_what_is_done(exp),
     }
     (out / LINK_FILE).write_text(json.dumps(link, indent=2, sort_keys=True) + "\n")
     return _fit(exp, out, arch, address=address, verbose=verbose)
+
+
+def _what_is_done(exp: Experiment) -> dict[str, Any]:
+    """``retrain_of.json``'s record of the training: on what it trained, what it reports."""
+    final = exp.data.val_fraction == 0
+    kept = f"{1 - exp.data.val_fraction:.0%} of the training split"
+    return {
+        "final": final,
+        "trained_on": "the whole training split" if final else kept,
+        "evaluated_on": "test" if final else "val",
+    }
 
 
 def _fit(
@@ -337,7 +404,13 @@ def register_cli(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="override a field of the retraining config, e.g. train.epochs=50 (repeatable)",
     )
-    p.add_argument("--name", help="retraining folder name (default: <DIR>-retrain-<trial>)")
+    p.add_argument(
+        "--final",
+        action="store_true",
+        help="the final training: the whole training split (data.val_fraction=0), reporting "
+        "the official test split (test_acc) instead of a validation split",
+    )
+    p.add_argument("--name", help="retraining folder name (default: <DIR>-retrain-<trial>[-final])")
     p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     p.add_argument("--address", help="Ray cluster address")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -354,11 +427,28 @@ def run_retrain(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         address=args.address,
         verbose=not args.quiet,
+        final=args.final,
     )
     link = json.loads((Path(result.path) / LINK_FILE).read_text())
-    best = result.best()
-    metric = result.metric
-    score = "" if best is None or metric not in best else f", {metric}={best[metric]:.4f}"
-    print(f"retrained trial {link['trial_id']} of {link['retrain_of']}: {link['arch_str']}{score}")
+    row = result.trials.iloc[0] if len(result.trials) else None
+    held = link["evaluated_on"]
+    scores = [
+        f"{m}={row[m]:.4f}"
+        for m in (f"{held}_acc", f"{held}_loss")
+        if row is not None and m in row and row[m] == row[m]
+    ]
+    print(f"retrained trial {link['trial_id']} of {link['retrain_of']}: {link['arch_str']}")
+    if link["final"]:
+        print(
+            "final: trained on the whole training split, evaluated on the official test split: "
+            + (", ".join(scores) or "no result")
+        )
+    else:
+        print(
+            f"trained on {link['trained_on']}, evaluated on its validation split: "
+            + (", ".join(scores) or "no result")
+            + " (the test split is untouched; --final trains on the whole training split "
+            "and reports it)"
+        )
     print(f"retraining folder: {result.path}")
     return 0

@@ -10,12 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ray.tune.trainable.trainable as tune_trainable
 import yaml
 
 import raynas
+from raynas.cli import main as cli_main
 from raynas.config import ConfigError, load_config
 from raynas.retrain import LINK_FILE, find_trial, retrain, retrain_config
+from raynas.runner import trial_settings
 from tests.conftest import REPO, small_experiment
+from trainables.classify import ClassifyTrainable
+from trainables.data import load_dataset
 
 SPACE = raynas.get_space("nb201", C=4, N=1)
 GOOD = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -96,6 +101,68 @@ def test_retrain_config_is_a_classify_experiment_of_the_same_space_and_data(tmp_
         retrain_config(search, name="x", storage=str(tmp_path), overrides=["train.epochs=0"])
 
 
+def train_child(tmp_path: Path, **data: Any) -> tuple[list[dict[str, Any]], int]:
+    """Two epochs of the ``classify`` trainable driven directly (no Ray): its results and the
+    number of examples it trained on."""
+    exp = load_config(small_experiment(tmp_path, data={"name": "digits", **data}))
+    cfg = trial_settings(exp)
+    cfg["arch"] = SPACE.from_string(GOOD)
+    tune_trainable.DEFAULT_STORAGE_PATH = str(tmp_path / "scratch")
+    trainable = ClassifyTrainable(config=cfg)
+    results = [trainable.train() for _ in range(2)]
+    trained_on = int(trainable.data.train_x.shape[0])
+    trainable.stop()
+    return results, trained_on
+
+
+def test_classify_without_a_validation_split_trains_on_all_and_reports_test(
+    tmp_path: Path,
+) -> None:
+    official = load_dataset("digits", val_fraction=0.0)
+    assert official.val_x.shape[0] == 0 and official.test_x is not None
+    results, trained_on = train_child(tmp_path, val_fraction=0)
+    whole = 1797 - official.test_x.shape[0]  # scikit-learn's digits less the test holdout
+    assert trained_on == official.train_x.shape[0] == whole  # the whole official training split
+    for r in results:  # the official test split, every epoch; no validation metrics
+        assert {"test_acc", "test_loss"} <= r.keys() and not {"val_acc", "val_loss"} & r.keys()
+        assert r["status"] == "ok" and 0.0 <= r["test_acc"] <= 1.0
+    assert results[-1]["test_acc"] > 0.3  # trained (chance is 0.1)
+
+    # ordinary runs are unchanged: 20% held out for validation, the test split untouched
+    results, trained_on = train_child(tmp_path / "default")
+    assert trained_on == whole - load_dataset("digits").val_x.shape[0] < 0.81 * whole
+    for r in results:
+        assert {"val_acc", "val_loss"} <= r.keys() and not {"test_acc", "test_loss"} & r.keys()
+
+
+def test_retrain_config_final_trains_on_everything_and_reports_test(tmp_path: Path) -> None:
+    search = load_config(
+        small_experiment(tmp_path, objective={"metric": "val_loss", "mode": "min"})
+    ).to_dict()
+    final = retrain_config(search, name="s-retrain-x-final", storage=str(tmp_path), final=True)
+    assert final.data.val_fraction == 0
+    assert (final.objective.metric, final.objective.mode) == ("test_loss", "min")
+    plain = retrain_config(search, name="s-retrain-x", storage=str(tmp_path))
+    assert plain.data.val_fraction == 0.2 and plain.objective.metric == "val_loss"
+    # retraining a final training without --final brings the validation split back
+    again = retrain_config(final.to_dict(), name="again", storage=str(tmp_path))
+    assert again.data.val_fraction == 0.2 and again.objective.metric == "val_loss"
+    with pytest.raises(ConfigError, match=r"data\.val_fraction: --final trains on the whole"):
+        retrain_config(
+            search, name="x", storage=str(tmp_path), final=True, overrides=["data.val_fraction=0.1"]
+        )
+    with pytest.raises(
+        ConfigError, match=r"objective\.metric: .* does not report 'val_acc'; use 'test_acc'"
+    ):
+        retrain_config(
+            search,
+            name="x",
+            storage=str(tmp_path),
+            final=True,
+            overrides=["objective.metric=val_acc"],
+        )
+
+
 def raynas_cli(*args: str) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).parent / "raynas"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "raynas.cli"]
@@ -104,7 +171,7 @@ def raynas_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_retrain_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     helped = raynas_cli("retrain", "--help")
-    assert helped.returncode == 0 and "--trial ID" in helped.stdout
+    assert helped.returncode == 0 and "--trial ID" in helped.stdout and "--final" in helped.stdout
     missing = raynas_cli("retrain", str(tmp_path / "nope"))
     assert missing.returncode == 2
     assert "raynas: error: dir:" in missing.stderr and "Traceback" not in missing.stderr
@@ -149,6 +216,7 @@ def test_search_then_retrain_the_derived_arch(tmp_path: Path, local_ray: None) -
     assert Path(result.path) == folder
     link = json.loads((folder / LINK_FILE).read_text())
     assert link["retrain_of"] == str(search.path) and link["trial_id"] == trial["trial_id"]
+    assert link["final"] is False and link["evaluated_on"] == "val"
     assert link["arch"] == derived and link["method"] == "darts" and link["derived"] is True
     config = load_config(folder / "raynas_experiment.yaml")  # a valid, resumable config
     assert config.trainable == "classify" and config.train.epochs == 2
@@ -162,3 +230,31 @@ def test_search_then_retrain_the_derived_arch(tmp_path: Path, local_ray: None) -
 
     again = raynas_cli("retrain", str(search.path))
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+@pytest.mark.slow
+def test_cli_retrain_final_reports_the_test_split(
+    tmp_path: Path, local_ray: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = fake_search(tmp_path, [{"id": "aaaa0001", "arch": GOOD, "val_acc": 0.5}])
+    args = ["retrain", str(folder), "--final", "--quiet", "--set", "train.epochs=2"]
+    assert cli_main(args) == 0
+    out = capsys.readouterr().out
+    assert (
+        "final: trained on the whole training split, evaluated on the official test split: test_acc="
+        in out
+    )
+    final = tmp_path / "runs" / "search-retrain-aaaa0001-final"
+    assert f"retraining folder: {final}" in out
+    link = json.loads((final / LINK_FILE).read_text())
+    assert link["final"] is True and link["evaluated_on"] == "test"
+    assert link["trained_on"] == "the whole training split"
+    config = load_config(final / "raynas_experiment.yaml")
+    assert config.data.val_fraction == 0 and config.objective.metric == "test_acc"
+    result = raynas.load(final)
+    row = result.trials.iloc[0]
+    assert row["status"] == "completed" and row["epochs"] == 2 and 0.0 <= row["test_acc"] <= 1.0
+    assert f"test_acc={row['test_acc']:.4f}" in out
+    curves = result.curves
+    assert curves["test_acc"].notna().sum() == 2  # reported every epoch
+    assert "val_acc" not in curves or curves["val_acc"].isna().all()

@@ -27,8 +27,11 @@ Splits: test is the official test split (``val_data`` for ImageNet16; for the sc
 a fixed stratified 20% holdout that does not depend on ``seed``). Validation is carved from the
 official train split by a *stratified* permutation drawn from ``numpy.random.default_rng(seed)``
 (each class gives ``val_fraction`` of its examples, up to rounding): same seed, same split, in
-any process. Images are scaled to [0, 1], then every split is normalised with the per-channel
-(per-feature for tabular sets) mean and std of the final training split.
+any process. ``val_fraction=0`` holds out nothing: the whole (limited) official training split
+trains and the validation split is empty. Images are scaled to [0, 1], then every split is
+normalised with the per-channel (per-feature for tabular sets) mean and std of the final training
+split; ``DataSplits.mean`` / ``std`` keep those statistics (an exported model applies them to raw
+inputs, see :data:`RAW_INPUTS`), and ``normalize=False`` returns the splits before that step.
 
 Augmentation (``DataSplits.augment``): ``"crop_flip"`` (random crop after zero padding, then a
 random horizontal flip) for cifar10, cifar100 and imagenet16; ``"crop"`` for svhn (mirrored
@@ -49,9 +52,18 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["DATASETS", "DataSplits", "DatasetNotFound", "batches", "clear_cache", "load_dataset"]
+__all__ = [
+    "DATASETS",
+    "RAW_INPUTS",
+    "DataSplits",
+    "DatasetNotFound",
+    "Normalize",
+    "batches",
+    "clear_cache",
+    "load_dataset",
+]
 
 
 class _Spec(NamedTuple):
@@ -78,6 +90,19 @@ _SPECS: dict[str, _Spec] = {
 _BUILTIN = ("digits", "wine", "breast_cancer")
 DATASETS: tuple[str, ...] = ("digits", *_SPECS, "wine", "breast_cancer")
 AUGMENTATIONS: tuple[str, ...] = ("none", "crop", "crop_flip")
+_IMAGES_255 = "the dataset's uint8 pixels / 255, in [0, 1]"
+#: A raw example of each dataset, before normalisation: what ``normalize=False`` returns and
+#: what a model exported by ``raynas export`` takes (it normalises inside).
+RAW_INPUTS: dict[str, str] = {
+    "digits": "scikit-learn's load_digits().images[:, None] / 16 (pixels 0..16), in [0, 1]",
+    "cifar10": f"{_IMAGES_255}, channels R, G, B (the pickles' order)",
+    "cifar100": f"{_IMAGES_255}, channels R, G, B (the pickles' order)",
+    "fashion_mnist": f"{_IMAGES_255}, one grey channel",
+    "svhn": f"{_IMAGES_255}, channels R, G, B (the .mat files' order)",
+    "imagenet16": f"{_IMAGES_255}, channels R, G, B (the pickles' order)",
+    "wine": "scikit-learn's load_wine().data, unscaled, features in its order",
+    "breast_cancer": "scikit-learn's load_breast_cancer().data, unscaled, features in its order",
+}
 _HOLDOUT_SEED = 0  # fixed: the scikit-learn sets' test holdout never depends on `seed`
 _HOLDOUT_FRACTION = 0.2
 
@@ -101,11 +126,17 @@ class DataSplits:
         input_shape: Shape of one example: ``(C, H, W)`` for images, ``(features,)`` else.
         train_x: Training inputs, float32, ``(N, *input_shape)``.
         train_y: Training labels, int64, ``(N,)``.
-        val_x: Validation inputs carved from the official training split.
+        val_x: Validation inputs carved from the official training split (empty when
+            ``val_fraction`` is 0).
         val_y: Validation labels.
         test_x: Test inputs (official test split), or None if the dataset has none.
         test_y: Test labels, or None.
         augment: Training augmentation for :func:`batches`: "crop_flip", "crop" or "none".
+        mean: Per-channel (per-feature) mean of the raw training split, shaped to broadcast
+            over a batch: ``(1, C, 1, 1)`` for images, ``(1, features)`` else.
+        std: The matching standard deviation (population, clamped to >= 1e-6).
+        normalized: Whether the inputs are ``(raw - mean) / std`` (else raw, see
+            :data:`RAW_INPUTS`).
     """
 
     name: str
@@ -118,6 +149,38 @@ class DataSplits:
     test_x: Tensor | None
     test_y: Tensor | None
     augment: str
+    mean: Tensor
+    std: Tensor
+    normalized: bool = True
+
+    def normalizer(self) -> Normalize:
+        """The normalisation of these splits as a module (on the CPU): raw inputs in, what the
+        trainables train on out. ``nn.Sequential(splits.normalizer(), net)`` takes raw inputs.
+        """
+        return Normalize(self.mean, self.std)
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` with the statistics held as buffers (saved with the module).
+
+    The same arithmetic :func:`load_dataset` applies to every split, so a network behind it
+    sees exactly the tensors it was trained on.
+
+    Args:
+        mean: Broadcastable over a batch, e.g. ``(1, C, 1, 1)`` or ``(1, features)``.
+        std: The same shape, > 0.
+    """
+
+    mean: Tensor
+    std: Tensor
+
+    def __init__(self, mean: Tensor, std: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean.detach().to("cpu", torch.float32, copy=True))
+        self.register_buffer("std", std.detach().to("cpu", torch.float32, copy=True))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
 
 
 @dataclass
@@ -132,7 +195,7 @@ class _Raw:
     scale: float
 
 
-_CacheKey = tuple[str, str | None, float, int, str, int | None]
+_CacheKey = tuple[str, str | None, float, int, str, int | None, bool]
 _CACHE: dict[_CacheKey, DataSplits] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -152,11 +215,12 @@ def load_dataset(
     seed: int = 0,
     device: str | torch.device = "cpu",
     limit: int | None = None,
+    normalize: bool = True,
 ) -> DataSplits:
     """Load, split, normalise and move a dataset to ``device``, once per process.
 
-    Results are cached by ``(name, root, val_fraction, seed, device, limit)``, so a Ray worker
-    that runs many trials reads the files only once.
+    Results are cached by ``(name, root, val_fraction, seed, device, limit, normalize)``, so a
+    Ray worker that runs many trials reads the files only once.
 
     Args:
         name: One of :data:`DATASETS`.
@@ -164,12 +228,15 @@ def load_dataset(
             scikit-learn sets.
         download: Fetch missing CIFAR / Fashion-MNIST / SVHN files into ``root``.
         val_fraction: Fraction of the (limited) official training split held out for
-            validation, in ``[0, 1)``.
+            validation, in ``[0, 1)``; 0 keeps the whole split for training (``val_x`` is
+            empty).
         seed: Seed of the validation split and of the ``limit`` subsample (``>= 0``).
         device: Where the tensors are placed.
         limit: If given, keep only this many examples of the official training split (a
             stratified seeded subsample) before carving the validation split. The test split
             is not limited.
+        normalize: Normalise every split with the training split's statistics; False keeps
+            the raw inputs (:data:`RAW_INPUTS`), the statistics still in ``mean`` / ``std``.
 
     Returns:
         The dataset splits, on ``device``.
@@ -190,7 +257,7 @@ def load_dataset(
     if dev.type == "cuda" and dev.index is None:  # "cuda" and "cuda:0" share a cache entry
         dev = torch.device("cuda", torch.cuda.current_device())
     root_key = None if name in _BUILTIN or root is None else os.path.abspath(root)
-    key: _CacheKey = (name, root_key, float(val_fraction), seed, str(dev), limit)
+    key: _CacheKey = (name, root_key, float(val_fraction), seed, str(dev), limit, bool(normalize))
     with _CACHE_LOCK:
         if key in _CACHE:
             return _CACHE[key]
@@ -310,7 +377,7 @@ def _split(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[An
 
 
 def _build(key: _CacheKey, root: str | None, download: bool, device: torch.device) -> DataSplits:
-    name, _, val_fraction, seed, _, limit = key
+    name, _, val_fraction, seed, _, limit, normalize = key
     raw = _read_builtin(name) if name in _BUILTIN else _read_files(name, root, download)
     rng = np.random.default_rng(seed)
     x, y = raw.x, raw.y
@@ -335,8 +402,9 @@ def _build(key: _CacheKey, root: str | None, download: bool, device: torch.devic
     std, mean = torch.std_mean(train_x, dim=dims, correction=0, keepdim=True)
     std = std.clamp_min(1e-6)
     test_x = to_device(raw.test_x)
-    for t in (train_x, val_x, test_x):
-        t.sub_(mean).div_(std)
+    if normalize:
+        for t in (train_x, val_x, test_x):
+            t.sub_(mean).div_(std)
 
     return DataSplits(
         name=name,
@@ -349,6 +417,9 @@ def _build(key: _CacheKey, root: str | None, download: bool, device: torch.devic
         test_x=test_x,
         test_y=index(raw.test_y),
         augment=_SPECS[name].augment if name in _SPECS else "none",
+        mean=mean,
+        std=std,
+        normalized=normalize,
     )
 
 
