@@ -8,7 +8,8 @@ each trial folder Tune writes holds ``params.json`` (the trial's config, ``arch`
 
 A trial's ``status`` is one of :data:`STATUSES`: ``completed`` (trained ``train.epochs``
 epochs), ``early_stopped`` (a scheduler ended it sooner; the planned length is ``train.epochs``, or
-``epochs_total`` when the trainable reports it), ``error`` (``error.txt`` and no
+``epochs_total`` when the trainable reports it), ``timed_out`` (``budget.time_s`` ran out while
+it trained), ``error`` (``error.txt`` and no
 retry finished it), ``diverged`` / ``constraint_violated`` / ``oom`` (the trainable's own
 verdict) or ``running`` (not done and the experiment is not over, or the driver was killed).
 
@@ -35,18 +36,21 @@ import numpy as np
 import pandas as pd
 import yaml
 
-CONFIG_FILE = "raynas_experiment.yaml"
+from raynas.files import CONFIG_FILE, STOPS_FILE
+
 STATUSES = (
     "completed",
     "early_stopped",
+    "timed_out",
     "error",
     "diverged",
     "constraint_violated",
     "oom",
     "running",
 )
-#: Statuses whose metrics are usable for ranking (``running``: the latest result so far).
-OK_STATUSES = ("completed", "early_stopped", "running")
+#: Statuses whose metrics rank a trial: it ended with a usable result (``early_stopped`` and
+#: ``timed_out`` at a lower fidelity). ``running`` trials rank only when asked for.
+OK_STATUSES = ("completed", "early_stopped", "timed_out")
 SCHEMA_VERSION = "1"
 _METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "test_acc", "test_loss")
 #: Fixed columns of :attr:`ExperimentResult.trials`, in order, with their pandas dtypes.
@@ -75,11 +79,14 @@ TRIAL_COLUMNS: dict[str, str] = {
     "violations": "string",
     "trial_dir": "string",
 }
-#: Fixed columns of :attr:`ExperimentResult.curves` (one row per trial and epoch).
+#: Fixed columns of :attr:`ExperimentResult.curves` (one row per trial and epoch;
+#: ``from_trial`` is the trial that trained that epoch: another one for epochs a PBT clone
+#: inherited).
 CURVE_COLUMNS: dict[str, str] = {
     "trial_id": "string",
     "epoch": "Int64",
     "status": "string",
+    "from_trial": "string",
     **{m: "float64" for m in _METRICS},
     "lr": "float64",
     "epoch_time_s": "float64",
@@ -95,6 +102,7 @@ _NOT_METRICS = frozenset(
         "checkpoint_dir_name", "should_checkpoint", "arch_id", "arch_str", "fidelity",
         "censored", "mutation", "inherited", "experiment_id", "episodes_total",
         "timesteps_total", "timesteps_since_restore", "warmup_time", "epochs_total",
+        "restored_history", "lineage_step",
     }
 )  # fmt: skip
 #: Result keys the trials table holds under another name (epochs, end_time, wall_time_s).
@@ -212,6 +220,9 @@ class ExperimentResult:
         ]
         self.max_epochs: int | None = (self.config.get("train") or {}).get("epochs")
         self.finished = False
+        stops = _read_json(self.path / STOPS_FILE)
+        #: ``{trial_id: reason}`` of the trials the driver stopped (``budget.time_s``).
+        self.stops: dict[str, str] = stops if isinstance(stops, dict) else {}
         self.trials, self.curves = self._load()
 
     # --- reading ----------------------------------------------------------------------
@@ -234,21 +245,7 @@ class ExperimentResult:
             index = parts[2] if len(parts) > 2 and parts[2].isdigit() else None
             row["trial_index"] = int(index) if index is not None else None
             rows.append(row)
-            for r in results:
-                epoch = _number(r.get("epoch"))
-                if epoch is None or epoch < 1:
-                    continue  # constraint-violated children are never trained
-                curve_rows.append(
-                    {
-                        "trial_id": trial_id,
-                        "status": r.get("status", "ok"),
-                        **{
-                            k: v
-                            for k, v in r.items()
-                            if k not in _NOT_METRICS and k != "status" and _number(v) is not None
-                        },
-                    }
-                )
+            curve_rows.extend(_curve_rows(trial_id, results))
         trials = _with_schema(pd.DataFrame(rows), TRIAL_COLUMNS, tail_prefix="arch.")
         if not trials.empty:
             trials = trials.sort_values(["trial_index", "trial_id"], kind="stable")
@@ -278,6 +275,8 @@ class ExperimentResult:
         )
         status = _status(last, error_text is not None, info.get("status"), self.finished,
                          max_epochs)  # fmt: skip
+        if status == "early_stopped" and trial_id in self.stops:
+            status = "timed_out"
         first = results[0] if results else {}
         start = _number(info.get("start_time"))
         if start is None and first:
@@ -332,17 +331,30 @@ class ExperimentResult:
         base = metric.removeprefix("best_")
         return modes.get(metric, modes.get(base, metric_mode(base)))
 
-    def top(self, k: int = 5, metric: str | None = None, mode: str | None = None) -> pd.DataFrame:
-        """The ``k`` best trials by ``metric`` (default: the objective); failures excluded."""
+    def top(
+        self,
+        k: int = 5,
+        metric: str | None = None,
+        mode: str | None = None,
+        *,
+        include_running: bool = False,
+    ) -> pd.DataFrame:
+        """The ``k`` best trials by ``metric`` (default: the objective).
+
+        Only trials that ended with a usable result rank (:data:`OK_STATUSES`); a ``running``
+        trial (still training, or left so by a crashed driver) ranks only with
+        ``include_running=True``, for a live look at a search.
+        """
         metric = metric or self.metric
         mode = mode or self.mode_of(metric)
         if self.trials.empty or metric not in self.trials:
             return self.trials.head(0)
-        ok = self.trials[self.trials["status"].isin(OK_STATUSES) & self.trials[metric].notna()]
+        statuses = (*OK_STATUSES, "running") if include_running else OK_STATUSES
+        ok = self.trials[self.trials["status"].isin(statuses) & self.trials[metric].notna()]
         return ok.sort_values(metric, ascending=(mode == "min"), kind="stable").head(k)
 
     def best(self) -> pd.Series | None:
-        """The best trial's row, or None when no trial reported the objective."""
+        """The best ended trial's row, or None when none reported the objective."""
         top = self.top(1)
         return None if top.empty else top.iloc[0]
 
@@ -457,6 +469,48 @@ def non_dominated(values: np.ndarray) -> np.ndarray:
     lt = (vals[:, None, :] < vals[None, :, :]).any(axis=2)
     dominated = np.asarray((le & lt).any(axis=0), dtype=bool)  # [i, j]: i dominates j
     return ~dominated
+
+
+def _curve_rows(trial_id: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per epoch of a trial's curve, each marked with the trial that trained it.
+
+    A trial's ``result.json`` can repeat or skip epochs: a retry restores its last checkpoint
+    and reports the epochs after it again, Tune does not log the result on which a scheduler
+    paused a trial, and under PBT a trial that clones a peer continues from the peer's epoch.
+    After every restore the trainable reports the lineage's epochs up to the restored
+    checkpoint (``restored_history``, each marked with the trial that trained it); the curve
+    is the latest such history followed by what the trial reported since, and a repeated epoch
+    keeps its latest row.
+    """
+    start, restored = 0, []
+    for i, r in enumerate(results):
+        if isinstance(r.get("restored_history"), str):
+            try:
+                history = json.loads(r["restored_history"])
+            except ValueError:
+                continue
+            start = i
+            restored = [
+                {**h, "status": "ok", "from_trial": str(h.get("trial") or trial_id)}
+                for h in history
+                if isinstance(h, dict)
+            ]
+    by_epoch: dict[float, dict[str, Any]] = {}
+    for r in [*restored, *results[start:]]:
+        epoch = _number(r.get("epoch"))
+        if epoch is None or epoch < 1:
+            continue  # constraint-violated children are never trained
+        by_epoch[epoch] = {
+            "trial_id": trial_id,
+            "status": r.get("status", "ok"),
+            "from_trial": r.get("from_trial", trial_id),
+            **{
+                k: v
+                for k, v in r.items()
+                if k not in _NOT_METRICS and k != "status" and _number(v) is not None
+            },
+        }
+    return [by_epoch[e] for e in sorted(by_epoch)]
 
 
 def _error_text(path: Path) -> str | None:

@@ -138,6 +138,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from raynas.config import check_experiment, load_config
+    from raynas.runner import run_notes
 
     exp = load_config(args.config, overrides=args.overrides)
     check_experiment(exp)
@@ -145,6 +146,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         f"{args.config}: ok (space {exp.space}, strategy {exp.strategy.name}, "
         f"{exp.budget.trials} trials)"
     )
+    for line in run_notes(exp):
+        print(line if line.startswith("warning:") else f"note: {line}")
     return EXIT_OK
 
 

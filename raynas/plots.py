@@ -44,6 +44,7 @@ _OP_COLUMN = re.compile(r"^arch\.(?P<cell>.+?)\.(edge_\d+_\d+|node_\d+\.ops\.\d+
 _STATUS_STYLE = {
     "completed": ("o", "tab:blue"),
     "early_stopped": ("v", "tab:orange"),
+    "timed_out": ("^", "tab:purple"),
     "running": ("s", "tab:green"),
 }
 

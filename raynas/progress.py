@@ -1,8 +1,12 @@
-"""A Tune callback that prints one line per finished trial."""
+"""Tune callbacks of a run: one printed line per finished trial, and why trials stopped."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
@@ -37,3 +41,52 @@ class TrialPrinter(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._line(trial, "error")
+
+
+class StopRecorder(Callback):
+    """Record the trials that ``budget.time_s`` cut, so analysis calls them ``timed_out``.
+
+    When Tune's time budget runs out it stops every live trial without the completion event
+    a trial that finished, or that a scheduler stopped, gets; the trial's files then look
+    like those of an early-stopped trial. This callback notes which trials got that event,
+    and at the end of an experiment whose budget ran out writes ``{trial_id: "time_budget"}``
+    (atomically, JSON) for every other trial that ended short of its planned length.
+
+    Args:
+        path: The file to write (``<experiment>/raynas_stops.json``).
+        time_s: The experiment's ``budget.time_s``.
+        epochs: The planned length of a trial (``train.epochs``), unless a result says its
+            own (``epochs_total``).
+    """
+
+    def __init__(self, path: Path, time_s: float, epochs: int) -> None:
+        self.path, self.time_s, self.epochs = Path(path), float(time_s), int(epochs)
+        self.start: float | None = None
+        self.ended: set[str] = set()
+
+    def setup(self, *args: Any, **info: Any) -> None:
+        self.start = time.monotonic()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.ended.add(str(trial.trial_id))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.ended.add(str(trial.trial_id))
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if self.start is None or time.monotonic() - self.start < self.time_s:
+            return
+        try:  # a resumed run keeps what the first part recorded
+            stopped = dict(json.loads(self.path.read_text()))
+        except (OSError, ValueError, TypeError):
+            stopped = {}
+        for trial in trials:
+            last = trial.last_result or {}
+            planned = last.get("epochs_total") or self.epochs
+            short = not last.get("done") and int(last.get("epoch") or 0) < int(planned)
+            if str(trial.trial_id) not in self.ended and short:
+                stopped[str(trial.trial_id)] = "time_budget"
+        if stopped:
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(json.dumps(stopped, sort_keys=True))
+            os.replace(tmp, self.path)

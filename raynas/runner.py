@@ -24,8 +24,8 @@ from typing import Any
 import yaml
 
 from raynas.config import ConfigError, Experiment, check_experiment, load_config
+from raynas.files import CONFIG_FILE, STOPS_FILE
 
-CONFIG_FILE = "raynas_experiment.yaml"
 #: Key of a trial's config holding the ObjectRefs of its trainable's ``shared_objects(exp)``.
 SHARED_KEY = "shared"
 _ENV = {
@@ -216,21 +216,77 @@ def _init_ray(address: str | None) -> None:
     ray.init(**kwargs)
 
 
+def concurrency(exp: Experiment) -> int | None:
+    """Trials at once: ``budget.concurrent`` clamped to ``budget.trials`` (None: no cap)."""
+    if exp.budget.concurrent is None:
+        return None
+    return min(exp.budget.concurrent, exp.budget.trials)
+
+
+def checkpoints_to_keep(exp: Experiment) -> int | None:
+    """``checkpoint.keep``, except under PBT, which keeps every checkpoint (None).
+
+    PBT clones a trial from the checkpoint its donor had at its last perturbation; with few
+    kept, the donor's next checkpoints delete that one before the clone restores it ("Could
+    not recover from checkpoint as it does not exist on storage anymore").
+    """
+    return None if exp.scheduler.name == "pbt_evolution" else exp.checkpoint.keep
+
+
+def run_notes(exp: Experiment) -> list[str]:
+    """What raynas changed or warns about in ``exp`` as it runs it, one line each.
+
+    The run prints them before the first trial; nothing here stops the run.
+    """
+    notes = []
+    if exp.budget.concurrent is not None and exp.budget.concurrent > exp.budget.trials:
+        notes.append(
+            f"budget.concurrent: {exp.budget.concurrent} is above budget.trials "
+            f"({exp.budget.trials}); running at most {exp.budget.trials} at once"
+        )
+    if exp.scheduler.name == "pbt_evolution":
+        if exp.checkpoint.keep is not None:
+            notes.append(
+                f"checkpoint.keep: {exp.checkpoint.keep} -> every checkpoint is kept under "
+                "pbt_evolution (a trial clones the checkpoint its donor had when it was ranked)"
+            )
+        cap = concurrency(exp)
+        if cap is not None and cap < exp.budget.trials:
+            notes.append(
+                f"budget.concurrent: under pbt_evolution at most {cap} population members are "
+                f"alive at once (Tune's variant generator), so the {exp.budget.trials} trials "
+                f"evolve as successive populations of {cap}; unset budget.concurrent to evolve "
+                "them as one population (resources then decide how many train at once)"
+            )
+    for metric in dict.fromkeys(m for m, _ in exp.objective.objectives()):
+        if metric.startswith("test_"):
+            notes.append(
+                f"warning: objective metric {metric!r} selects architectures on the test split, "
+                "so its test score is no longer an unbiased estimate; select on val_* and "
+                "report test_* (data.evaluate_test: true)"
+            )
+    return notes
+
+
 def _tune_objects(exp: Experiment, uri: str, verbose: bool) -> dict[str, Any]:
     from ray import tune
 
-    from raynas.progress import TrialPrinter
+    from raynas.progress import StopRecorder, TrialPrinter
 
     root, _, name = uri.rstrip("/").rpartition("/")
+    callbacks: list[Any] = [TrialPrinter(exp, enabled=verbose)]
+    local = _local_path(uri)
+    if exp.budget.time_s is not None and local is not None:
+        callbacks.append(StopRecorder(local / STOPS_FILE, exp.budget.time_s, exp.train.epochs))
     return {
         "run_config": tune.RunConfig(
             name=name,
             storage_path=root,
             verbose=0,
-            callbacks=[TrialPrinter(exp, enabled=verbose)],
+            callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=exp.failure.max_retries),
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=exp.checkpoint.keep,
+                num_to_keep=checkpoints_to_keep(exp),
                 checkpoint_frequency=exp.checkpoint.every,
                 checkpoint_at_end=exp.checkpoint.every > 0,
             ),
@@ -238,31 +294,42 @@ def _tune_objects(exp: Experiment, uri: str, verbose: bool) -> dict[str, Any]:
     }
 
 
-def build_tuner(exp: Experiment, uri: str | Path, *, verbose: bool = True) -> Any:
-    """A ``tune.Tuner`` for ``exp`` writing to ``uri`` (Ray must be initialised)."""
+def tune_config(exp: Experiment) -> Any:
+    """The ``tune.TuneConfig`` of ``exp``: metric, searcher, scheduler, budget, concurrency."""
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
 
+    max_concurrent = concurrency(exp)
     if exp.scheduler.name == "pbt_evolution":
         # Tune's PBT refuses searchers: the initial population is sampled from the space's
-        # Tune form (see param_space) by a seeded variant generator, and PBT evolves it.
-        search_alg: Any = BasicVariantGenerator(random_state=exp.seed)
+        # Tune form (see param_space) by a seeded variant generator, and PBT evolves it. The
+        # generator itself caps the live trials (Tune ignores max_concurrent_trials here).
+        search_alg: Any = BasicVariantGenerator(
+            random_state=exp.seed, max_concurrent=max_concurrent or 0
+        )
+        max_concurrent = None
     else:
         search_alg = make_searcher(exp)
-    tune_config = tune.TuneConfig(
+    return tune.TuneConfig(
         metric=exp.objective.metric,
         mode=exp.objective.mode,
         search_alg=search_alg,
         scheduler=make_scheduler(exp),
         num_samples=exp.budget.trials,
         time_budget_s=exp.budget.time_s,
-        max_concurrent_trials=exp.budget.concurrent,
+        max_concurrent_trials=max_concurrent,
         reuse_actors=exp.reuse_actors,
     )
+
+
+def build_tuner(exp: Experiment, uri: str | Path, *, verbose: bool = True) -> Any:
+    """A ``tune.Tuner`` for ``exp`` writing to ``uri`` (Ray must be initialised)."""
+    from ray import tune
+
     return tune.Tuner(
         _trainable(exp),
         param_space=param_space(exp),
-        tune_config=tune_config,
+        tune_config=tune_config(exp),
         **_tune_objects(exp, str(uri), verbose),
     )
 
@@ -372,6 +439,7 @@ def run(
     _init_ray(address)
     start = time.perf_counter()
     tuner = build_tuner(exp, uri, verbose=verbose)
+    _print_notes(exp, verbose)
     tuner.fit()
     return _finish(exp, uri, time.perf_counter() - start, verbose)
 
@@ -413,6 +481,13 @@ def resume(path: str | Path, *, address: str | None = None, verbose: bool = True
     return _finish(exp, uri, time.perf_counter() - start, verbose)
 
 
+def _print_notes(exp: Experiment, verbose: bool) -> None:
+    if verbose:
+        for line in run_notes(exp):
+            sys.stdout.write((line if line.startswith("warning:") else f"note: {line}") + "\n")
+        sys.stdout.flush()
+
+
 def _finish(exp: Experiment, uri: str, wall_s: float, verbose: bool) -> Any:
     from raynas.analysis import load
 
@@ -428,6 +503,11 @@ def _finish(exp: Experiment, uri: str, wall_s: float, verbose: bool) -> Any:
         out.write(f"wall time: {wall_s:.1f} s, trials: {len(result.trials)}\n")
         counts = result.status_counts()
         out.write("status: " + ", ".join(f"{k}={v}" for k, v in counts.items()) + "\n")
+        if counts.get("timed_out"):
+            out.write(
+                f"budget.time_s ({exp.budget.time_s:g} s) ended the run: "
+                f"{counts['timed_out']} trial(s) were cut while training (status timed_out)\n"
+            )
         out.write(result.format_top(5) + "\n")
         out.flush()
     return result

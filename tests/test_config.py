@@ -159,11 +159,6 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("bad name", {"name": "../escape"}, "name: must be letters, digits"),
     (
-        "concurrency over budget",
-        {"budget": {"trials": 2, "concurrent": 5}},
-        "budget.concurrent: 5 exceeds budget.trials",
-    ),
-    (
         "negative trials",
         {"budget": {"trials": -3}},
         "budget.trials: input should be greater than or equal to 1",

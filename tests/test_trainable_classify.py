@@ -126,3 +126,11 @@ def test_other_spaces_train_one_epoch(tmp_path: Path, space: str, args: dict[str
     result = make_trainable(cfg, tmp_path).train()
     assert result["status"] == "ok"
     assert 0.0 <= result["val_acc"] <= 1.0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a worker without CUDA")
+def test_a_gpu_trial_on_a_worker_without_cuda_fails_with_the_reason(tmp_path: Path) -> None:
+    cfg = make_config()
+    cfg["resources"] = {"cpu": 1, "gpu": 1}
+    with pytest.raises(RuntimeError, match=r"resources\.gpu: .*no CUDA device.*resources\.gpu: 0"):
+        make_trainable(cfg, tmp_path)

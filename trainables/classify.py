@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,15 +72,42 @@ def trial_seed(seed: int, arch_id: str) -> int:
 
 
 def trial_device(config: dict[str, Any]) -> torch.device:
-    """The GPU Ray assigned to this trial, else the CPU."""
-    if config.get("resources", {}).get("gpu", 0) > 0 and torch.cuda.is_available():
-        import ray
+    """The GPU Ray assigned to this trial (``resources.gpu > 0``), else the CPU.
 
-        ids = ray.get_gpu_ids()
-        if ids:
-            # Ray sets CUDA_VISIBLE_DEVICES to the assigned GPUs: index 0 is ours.
-            return torch.device("cuda", 0)
-    return torch.device("cpu")
+    Raises:
+        RuntimeError: the trial asked for a GPU but torch sees no CUDA device in this worker
+            (a node without a working driver, or a CPU build of torch). Falling back to the
+            CPU would run the trial about 100x slower and say nothing.
+    """
+    gpu = float(config.get("resources", {}).get("gpu", 0) or 0)
+    if gpu <= 0:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        import socket
+
+        raise RuntimeError(
+            f"resources.gpu: this trial asked for {gpu:g} GPU but torch sees no CUDA device on "
+            f"node {socket.gethostname()!r} (torch {torch.__version__}, built for CUDA "
+            f"{torch.version.cuda}, CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r}); fix that node's GPU driver or set "
+            "resources.gpu: 0 to train on CPUs"
+        )
+    # Ray sets CUDA_VISIBLE_DEVICES to the GPUs it assigned: index 0 is ours.
+    return torch.device("cuda", 0)
+
+
+def configure_determinism(device: torch.device, deterministic: bool) -> None:
+    """``train.deterministic`` on a GPU: deterministic cuDNN kernels and torch algorithms
+    (ops without one warn), no cuDNN autotuning; off: ``cudnn.benchmark`` picks the fastest
+    kernels, which may differ run to run. The CPU path is deterministic either way."""
+    if device.type != "cuda":
+        return
+    if deterministic:
+        # cuBLAS needs a fixed workspace for reproducible matmuls (read when CUDA starts).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def data_from_config(config: dict[str, Any], device: torch.device) -> Any:
@@ -118,6 +145,46 @@ def build_child(
     return space.build(arch, num_classes=num_classes, in_channels=input_shape[0])
 
 
+_HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
+
+
+def _param_names(model: nn.Module) -> list[str]:
+    """Names of the parameters in the order the optimizer holds them."""
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def _carry_optimizer_state(
+    optimizer: torch.optim.Optimizer,
+    model: nn.Module,
+    parent_optimizer: dict[str, Any],
+    parent_names: list[str] | None,
+    parent_model: dict[str, torch.Tensor],
+) -> int:
+    """Copy the parent's per-parameter optimizer state into ``optimizer`` for every
+    parameter whose name and shape fit; returns how many parameters got state."""
+    if not parent_names:
+        return 0
+    # Optimizer state is keyed by the position of each parameter in its param groups.
+    index = [i for group in parent_optimizer.get("param_groups", []) for i in group["params"]]
+    by_name = {
+        parent_names[pos]: parent_optimizer["state"][i]
+        for pos, i in enumerate(index)
+        if pos < len(parent_names) and i in parent_optimizer.get("state", {})
+    }
+    carried = 0
+    for name, param in model.named_parameters():
+        src = by_name.get(name)
+        parent_param = parent_model.get(name)
+        if src is None or parent_param is None or parent_param.shape != param.shape:
+            continue
+        optimizer.state[param] = {
+            k: v.to(param.device) if torch.is_tensor(v) and v.dim() > 0 else v
+            for k, v in src.items()
+        }
+        carried += 1
+    return carried
+
+
 class ClassifyTrainable(tune.Trainable):
     """Train ``config["arch"]`` of ``config["space"]`` on ``config["data"]``, one epoch a step.
 
@@ -127,6 +194,10 @@ class ClassifyTrainable(tune.Trainable):
     """
 
     METRICS = METRICS
+    #: Per-epoch metrics of this trial's lineage (inherited epochs included), checkpointed.
+    history: list[dict[str, Any]]
+    #: The lineage's epochs up to a restored checkpoint, reported once with the next result.
+    restored_history: list[dict[str, Any]] | None
 
     # --- Tune API -------------------------------------------------------------------
     def setup(self, config: dict[str, Any]) -> None:
@@ -170,26 +241,45 @@ class ClassifyTrainable(tune.Trainable):
                 "lr": lr,
                 "done": True,
             }
-        val_loss, val_acc = self._evaluate(self.data.val_x, self.data.val_y)
+        # No validation split (`data.val_fraction: 0`, a final training on the whole training
+        # split): the official test split is evaluated every epoch instead.
+        final = int(self.data.val_y.shape[0]) == 0 and self.data.test_x is not None
+        held_out = "test" if final else "val"
+        held_loss, held_acc = self._evaluate(
+            *((self.data.test_x, self.data.test_y) if final else (self.data.val_x, self.data.val_y))
+        )
         done = self.epoch >= self.train_cfg["epochs"]
         result = {
             **base,
             "epoch": self.epoch,
             "train_loss": train_loss,
             "train_acc": train_acc,
-            "val_loss": val_loss,
-            "val_acc": val_acc,
+            f"{held_out}_loss": held_loss,
+            f"{held_out}_acc": held_acc,
             "lr": lr,
             "epoch_time_s": time.perf_counter() - start,
             "done": done,
         }
+        self.history.append(
+            {
+                "trial": self.trial_id,
+                **{k: result[k] for k in _HISTORY_KEYS if isinstance(result.get(k), int | float)},
+            }
+        )
+        if self.restored_history is not None:
+            # The lineage's epochs up to the checkpoint this trial restored (a retry, a
+            # resume, a PBT clone or pause): Tune's result.json can miss or repeat some, so
+            # analysis rebuilds the curve from these, one row per epoch.
+            result["restored_history"] = json.dumps(self.restored_history)
+            self.restored_history = None
         scalarize = (self.config.get("objective") or {}).get("scalarize")
         if scalarize:
             result["objective"] = sum(float(w) * float(result[m]) for m, w in scalarize.items())
-        if not math.isfinite(val_loss):
+        if not math.isfinite(held_loss):
             result.update(status="diverged", done=True)
         elif (
             done
+            and not final
             and self.config["data"].get("evaluate_test")
             and self.data.test_x is not None
             and self.data.test_y is not None
@@ -218,6 +308,9 @@ class ClassifyTrainable(tune.Trainable):
             epoch=self.epoch,
             arch=self.arch,
             trial_id=self.trial_id,
+            history=list(self.history),
+            lineage=dict(self.lineage),
+            param_names=_param_names(self.model),
         )
         checkpoint.save(checkpoint_dir, CHECKPOINT_FILE, state)
         (Path(checkpoint_dir) / "arch.json").write_text(json.dumps(self.arch, sort_keys=True))
@@ -239,25 +332,51 @@ class ClassifyTrainable(tune.Trainable):
             generator=self.generator,
             device=self.device,
         )
+        self.history = list(state.get("history") or [])[: self.epoch]
+        self.restored_history = list(self.history)
+        self.lineage = dict(state.get("lineage") or {})
+        parent = state.get("trial_id")
+        if parent is not None and parent != self.trial_id:  # PBT cloned a peer of this arch
+            self._record_lineage(state, mutation="same architecture", fraction=1.0)
         self._retune_lr()
 
-    def _inherit_from(self, state: dict[str, Any]) -> None:
-        """A parent of another architecture (PBT-evolution): inherit what fits, train on."""
-        report = inherit_weights(self.model, state["model"])
-        self.epoch = int(state["epoch"])
-        # The fresh optimizer continues the parent's learning-rate schedule where it was.
-        self.scheduler.last_epoch = self.epoch * self._steps_per_epoch()
-        self._set_lr(float(self.train_cfg["lr"]))
+    def _record_lineage(self, state: dict[str, Any], *, mutation: str, fraction: float) -> None:
+        """This trial continues another trial's training from its checkpoint (PBT)."""
         lineage = self.config.get("lineage") or {}
+        self.restored_history = list(self.history)
+        self.lineage = {}
         self.lineage.update(
             {
                 "parent": state.get("trial_id"),
                 "parent_arch": self.space.to_string(state["arch"]),
-                "mutation": lineage.get("mutation", "architecture changed"),
+                "mutation": lineage.get("mutation", mutation),
                 "lineage_step": self.epoch,
+                "inherited_fraction": fraction,
+            }
+        )
+
+    def _inherit_from(self, state: dict[str, Any]) -> None:
+        """A parent of another architecture (PBT-evolution): inherit what fits, train on.
+
+        Every parameter and buffer whose name and shape fit is copied, and so is the
+        optimizer's state for those parameters (momentum, Adam's moments): an inherited
+        tensor keeps training as it did in the parent, only the changed op starts fresh.
+        """
+        report = inherit_weights(self.model, state["model"])
+        carried = _carry_optimizer_state(
+            self.optimizer, self.model, state["optimizer"], state.get("param_names"), state["model"]
+        )
+        self.epoch = int(state["epoch"])
+        self.history = list(state.get("history") or [])[: self.epoch]
+        # The fresh optimizer continues the parent's learning-rate schedule where it was.
+        self.scheduler.last_epoch = self.epoch * self._steps_per_epoch()
+        self._set_lr(float(self.train_cfg["lr"]))
+        self._record_lineage(state, mutation="architecture changed", fraction=report.fraction)
+        self.lineage.update(
+            {
                 "inherited_tensors": report.tensors,
                 "inherited_params": report.params,
-                "inherited_fraction": report.fraction,
+                "inherited_optimizer_tensors": carried,
             }
         )
 
@@ -294,6 +413,7 @@ class ClassifyTrainable(tune.Trainable):
         self.arch_id = self.space.arch_id(self.arch)
         self.arch_str = self.space.to_string(self.arch)
         self.device = trial_device(config)
+        configure_determinism(self.device, bool(config["train"].get("deterministic", True)))
         self.placement = _placement()
         self.train_cfg: dict[str, Any] = dict(config["train"])
         self.data = data_from_config(config, self.device)
@@ -329,6 +449,8 @@ class ClassifyTrainable(tune.Trainable):
         )
         self.epoch = 0
         self.lineage: dict[str, Any] = {}
+        self.history = []
+        self.restored_history = None
 
     def _steps_per_epoch(self) -> int:
         n = int(self.data.train_x.shape[0])
@@ -392,7 +514,32 @@ class ClassifyTrainable(tune.Trainable):
         n = max(int(y.shape[0]), 1)
         return total_loss / n, correct / n
 
-    # --- config checks (before Ray starts) ------------------------------------------
+    # --- driver-side hooks (before Ray starts) --------------------------------------
+    @staticmethod
+    def driver_cost(exp: Any) -> Callable[[dict[str, Any]], dict[str, float]]:
+        """``arch -> {"params", "flops"}`` computed on the driver (see raynas.constraints).
+
+        The child is built on the CPU for the experiment's dataset shape (the dataset is
+        loaded once, on the CPU); parameters and FLOPs do not depend on the device.
+        """
+        from trainables.cost import count_flops, count_params
+
+        config = {
+            "space": {"name": exp.space, "args": exp.space_args},
+            "plugins": list(exp.plugins),
+            "data": exp.data.model_dump(mode="json"),
+            "data_seed": exp.seed,
+        }
+        space = space_from_config(config)
+        data = data_from_config(config, torch.device("cpu"))
+        shape, classes = tuple(data.input_shape), data.num_classes
+
+        def cost(arch: dict[str, Any]) -> dict[str, float]:
+            model = build_child(space, space.canonical(arch), shape, classes)
+            return {"params": count_params(model), "flops": count_flops(model, shape)}
+
+        return cost
+
     @staticmethod
     def check_config(exp: Any) -> list[str]:
         """Trainable-specific checks of an Experiment; returns ``path: message`` lines."""
@@ -407,6 +554,14 @@ class ClassifyTrainable(tune.Trainable):
                 f"space: dataset {exp.data.name!r} is tabular; use space: mlp (image spaces "
                 "need images)"
             )
-        if not tabular and exp.space == "mlp" and exp.data.name in DATASETS:
-            pass  # an MLP on flattened images is legitimate
+        if exp.data.val_fraction == 0:
+            objectives = [m for m, _ in exp.objective.objectives()]
+            for metric in dict.fromkeys([*objectives, *(exp.objective.scalarize or {})]):
+                if metric.startswith("val_"):
+                    errors.append(
+                        f"objective.metric: data.val_fraction is 0 (no validation split), so "
+                        f"classify reports test_* instead of {metric!r}; use "
+                        f"{'test_' + metric[4:]!r} (a final training, as `raynas retrain "
+                        "--final` runs it) or set data.val_fraction > 0"
+                    )
         return errors

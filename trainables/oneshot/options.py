@@ -172,6 +172,11 @@ def check_oneshot_config(exp: Any, options: type[OneShotOptions]) -> list[str]:
     search_args = (exp.trainable_args or {}).get("search_args")
     if exp.space in SUPERNET_SPACES and isinstance(search_args, Mapping):
         errors.extend(parse_search_args(exp.space, search_args)[1])
+    if exp.data.val_fraction == 0:
+        errors.append(
+            "data.val_fraction: a one-shot search reports val_acc on the validation split; set "
+            "it > 0 (0 is for a final training with classify)"
+        )
     if exp.data.name not in DATASETS:
         errors.append(f"data.name: unknown dataset {exp.data.name!r}; known: {list(DATASETS)}")
     elif exp.data.name in ("wine", "breast_cancer"):

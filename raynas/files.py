@@ -1,0 +1,12 @@
+"""The names of the files raynas writes into an experiment folder, defined once.
+
+The runner writes them, the results layer (analysis, export, retrain) reads them; both import
+the names from here and from nowhere else.
+"""
+
+from __future__ import annotations
+
+#: The experiment config as ``raynas run`` resolved it (YAML).
+CONFIG_FILE = "raynas_experiment.yaml"
+#: ``{trial_id: reason}`` for trials raynas' driver stopped itself (``budget.time_s``), JSON.
+STOPS_FILE = "raynas_stops.json"

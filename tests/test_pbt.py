@@ -1,0 +1,105 @@
+"""PBT-evolution on the path users take: the quickstart with ``scheduler.name=pbt_evolution``.
+
+Pins: exploited checkpoints survive (every checkpoint is kept under PBT), mutated children
+inherit weights *and* optimizer state, no exploit lands where a child cannot recover, curves
+have one row per epoch with the lineage marked, and ``budget.concurrent`` is honoured.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import raynas
+from raynas.config import load_config
+from raynas.runner import checkpoints_to_keep, run_notes, tune_config
+from tests.conftest import QUICKSTART
+from tests.test_trainable_classify import STRONG, make_config, make_trainable
+
+PBT = ["scheduler.name=pbt_evolution", "budget.trials=4", "train.epochs=4"]
+
+
+def test_pbt_keeps_every_checkpoint_and_says_so() -> None:
+    exp = load_config(QUICKSTART, overrides=PBT)
+    assert exp.checkpoint.keep == 1  # what the quickstart asks for
+    assert checkpoints_to_keep(exp) is None
+    notes = run_notes(exp)
+    assert any(n.startswith("checkpoint.keep: 1 -> every checkpoint is kept") for n in notes)
+    assert any("successive populations of 2" in n for n in notes)  # budget.concurrent: 2
+    plain = load_config(QUICKSTART)
+    assert checkpoints_to_keep(plain) == 1 and run_notes(plain) == []
+
+
+def test_pbt_honours_budget_concurrent_through_the_variant_generator() -> None:
+    config = tune_config(load_config(QUICKSTART, overrides=PBT))
+    assert config.search_alg.max_concurrent == 2
+    assert config.max_concurrent_trials is None  # Tune ignores it without a Searcher, and warns
+
+
+def test_a_mutated_child_inherits_weights_and_optimizer_state(tmp_path: Path) -> None:
+    parent_cfg = make_config(**{"train.epochs": 4})
+    parent = make_trainable(parent_cfg, tmp_path / "parent")
+    parent.train()
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    parent.save_checkpoint(str(ckpt))
+
+    space = raynas.get_space("nb201", C=8, N=1)
+    mutated = STRONG.replace("|+|skip_connect~0|", "|+|nor_conv_1x1~0|")  # edge 0->3 changes
+    child_cfg: dict[str, Any] = {**parent_cfg, "arch": space.from_string(mutated)}
+    child = make_trainable(child_cfg, tmp_path / "child")
+    child.load_checkpoint(str(ckpt))
+
+    parent_params = dict(parent.model.named_parameters())
+    carried = new = 0
+    for name, p in child.model.named_parameters():
+        buf = child.optimizer.state.get(p, {}).get("momentum_buffer")
+        src = parent_params.get(name)
+        if src is not None and src.shape == p.shape:
+            assert buf is not None, f"{name}: inherited tensor lost its momentum"
+            assert torch.equal(buf, parent.optimizer.state[src]["momentum_buffer"])
+            carried += 1
+        else:
+            assert buf is None
+            new += 1
+    assert carried > 0 and new > 0
+    result = child.train()
+    assert result["epoch"] == 2 and result["parent_arch"] == space.to_string(
+        space.canonical(space.from_string(STRONG))
+    )
+    assert result["inherited_optimizer_tensors"] == carried
+    assert 0 < result["inherited_fraction"] < 1
+    history = json.loads(result["restored_history"])
+    assert [(h["epoch"], h["trial"]) for h in history] == [(1, parent.trial_id)]
+    assert "restored_history" not in child.train()  # only on the first result after the clone
+
+
+@pytest.mark.slow
+def test_the_quickstart_runs_under_pbt_evolution(tmp_path: Path, ray_session: None) -> None:
+    """The issue's command, with ``synch: true`` so who clones whom is deterministic."""
+    result = raynas.run(
+        QUICKSTART,
+        overrides=[*PBT, "scheduler.synch=true", f"storage={tmp_path}", "name=pbt"],
+        verbose=False,
+    )
+    assert set(result.trials["status"]) == {"completed"}, result.trials[["status", "error"]]
+    rows = []
+    for tdir in result.trials["trial_dir"]:
+        rows += [json.loads(x) for x in (Path(tdir) / "result.json").read_text().splitlines()]
+    clones = [r for r in rows if r.get("parent")]
+    assert clones, "PBT made no exploit step"
+    assert any(r.get("inherited_params", 0) > 0 for r in clones), "no weight was inherited"
+    # No exploit in the last perturbation_interval + mutation_grace (1 + 1) epochs of 4.
+    assert max(r["lineage_step"] for r in clones) <= 2
+    # One row per epoch for every trial, inherited epochs marked with the trial that trained them.
+    for trial_id, curve in result.curves.groupby("trial_id"):
+        assert list(curve["epoch"]) == [1, 2, 3, 4], trial_id
+    cloned = result.trials.dropna(subset=["parent"])
+    assert not cloned.empty
+    for _, row in cloned.iterrows():
+        curve = result.curves[result.curves["trial_id"] == row["trial_id"]]
+        assert (curve["from_trial"] != row["trial_id"]).any()
