@@ -604,6 +604,14 @@ def _uniform(values: pd.Series) -> pd.Series:
     return values.map(lambda v: None if _missing(v) else str(v)).astype("string")
 
 
+def is_experiment_folder(path: str | Path) -> bool:
+    """Whether ``path`` holds an experiment: raynas' config, Tune's state or a trial folder."""
+    folder = Path(path)
+    if (folder / CONFIG_FILE).is_file() or any(folder.glob("experiment_state-*.json")):
+        return True
+    return any(folder.glob("*/params.json")) or any(folder.glob("*/result.json"))
+
+
 def load(path: str | Path) -> ExperimentResult:
     """Analyse the experiment folder ``path`` (works during a run and after a crash).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 
@@ -31,12 +32,22 @@ def register_cli(sub: Any) -> None:
 
 def run_analyze(args: argparse.Namespace) -> int:
     """Print the summary of ``args.dir``; write Parquet / plots when asked. Returns 0."""
-    from raynas.analysis import load
+    from raynas.analysis import is_experiment_folder, load
     from raynas.config import ConfigError
+    from raynas.files import CONFIG_FILE
 
     if args.top < 1:
         raise ConfigError([f"--top: must be >= 1, got {args.top}"])
-    result = load(args.dir)
+    folder = Path(args.dir).expanduser()
+    if folder.is_dir() and not is_experiment_folder(folder):
+        raise ConfigError(
+            [
+                f"dir: {str(folder)!r} is not an experiment folder (no {CONFIG_FILE}, no Tune "
+                "experiment state, no trial folders); pass the folder `raynas run` printed "
+                "(<storage>/<name>)"
+            ]
+        )
+    result = load(folder)
     counts = result.status_counts()
     state = "finished" if result.finished else "not finished (running, or stopped early)"
     print(f"experiment: {result.path} ({state})")

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 #: Modules that add subcommands: each has ``register_cli(subparsers)``, which adds its
 #: parsers with ``set_defaults(func=handler)``; ``handler(args) -> int`` is the exit code.
@@ -216,9 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RegistryError, SpaceDefinitionError, InvalidArchitecture, FileNotFoundError) as err:
         print(f"raynas: error: {err}", file=sys.stderr)
         return EXIT_CONFIG
-    except KeyboardInterrupt:
-        print("raynas: interrupted; continue with `raynas resume DIR`", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        where = getattr(err, "path", None) or "DIR"
+        print(f"raynas: interrupted; continue with `raynas resume {where}`", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

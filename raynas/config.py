@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import math
 import operator
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -204,7 +205,7 @@ class Experiment(_Model):
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     storage: str = "runs"
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     failure: FailureConfig = Field(default_factory=FailureConfig)
@@ -282,10 +283,11 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return data
 
 
-def _format_pydantic(err: ValidationError) -> list[str]:
+def format_validation_error(err: ValidationError, prefix: str = "") -> list[str]:
+    """pydantic's errors as ``field.path: message, got value`` lines (paths under ``prefix``)."""
     lines = []
     for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"]) or "config"
+        path = ".".join([*filter(None, [prefix]), *(str(p) for p in e["loc"])]) or "config"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             lines.append(f"{path}: unknown field; remove it or check its spelling")
@@ -295,7 +297,8 @@ def _format_pydantic(err: ValidationError) -> list[str]:
             continue
         msg = msg.removeprefix("Value error, ")
         msg = msg[0].lower() + msg[1:] if msg else msg
-        lines.append(f"{path}: {msg}, got {e.get('input')!r}")
+        got = f"got {e.get('input')!r}"
+        lines.append(f"{path}: {msg}" if msg.endswith(got) else f"{path}: {msg}, {got}")
     return lines
 
 
@@ -312,7 +315,7 @@ def experiment_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = Non
     try:
         return Experiment.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_pydantic(err)) from None
+        raise ConfigError(format_validation_error(err)) from None
 
 
 def load_config(
@@ -333,9 +336,16 @@ def load_config(
         if not path.is_file():
             raise ConfigError([f"config: file {str(path)!r} does not exist"])
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
             raise ConfigError([f"config: {str(path)!r} is not valid YAML: {err}"]) from None
+        if data is None:
+            raise ConfigError(
+                [
+                    f"config: {str(path)!r} is empty; write at least the sections you mean "
+                    "(see examples/quickstart.yaml), or pass `{}` to run every default"
+                ]
+            )
         base_dir = path.parent
         if not isinstance(data, Mapping):
             raise ConfigError([f"config: {str(path)!r} must hold a mapping of sections"])
@@ -446,6 +456,14 @@ def check_experiment(exp: Experiment, *, address: str | None = None) -> None:
         elif not Path(data.root).expanduser().is_dir():
             errors.append(f"data.root: folder {data.root!r} does not exist")
 
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        cpus = os.cpu_count() or 1
+        if exp.resources.cpu > cpus:
+            errors.append(
+                f"resources.cpu: {exp.resources.cpu:g} CPUs per trial but this machine has "
+                f"{cpus}, so no trial could ever start; set resources.cpu <= {cpus} or run on "
+                "a cluster (--address)"
+            )
     if exp.resources.gpu > 0 and address is None:
         try:
             import torch

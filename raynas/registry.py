@@ -95,7 +95,7 @@ class Registry(Generic[T]):
         if name not in self._entries:
             raise RegistryError(
                 UNKNOWN_NAME.format(
-                    kind=self.kind, plural=self.plural, name=name, known=sorted(self._entries)
+                    kind=self.kind, plural=self.plural, name=name, known=self.names()
                 )
             )
         return self._entries[name]

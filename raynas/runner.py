@@ -15,7 +15,9 @@ import copy
 import logging
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -387,7 +389,15 @@ def _write_config(exp: Experiment, uri: str, overwrite: bool) -> None:
     if local is not None:
         if local.exists() and overwrite:
             shutil.rmtree(local)
-        local.mkdir(parents=True, exist_ok=True)
+        try:
+            local.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(
+                [
+                    f"storage: cannot create the experiment folder {str(local)!r} "
+                    f"({err.strerror or err}); use a writable folder (storage: or --storage)"
+                ]
+            ) from None
         (local / CONFIG_FILE).write_text(text)
         return
     filesystem, path = _remote_fs(uri)
@@ -440,7 +450,7 @@ def run(
     start = time.perf_counter()
     tuner = build_tuner(exp, uri, verbose=verbose)
     _print_notes(exp, verbose)
-    tuner.fit()
+    _fit(tuner, uri)
     return _finish(exp, uri, time.perf_counter() - start, verbose)
 
 
@@ -477,8 +487,61 @@ def resume(path: str | Path, *, address: str | None = None, verbose: bool = True
         resume_errored=True,
         param_space=param_space(exp),
     )
-    tuner.fit()
+    _fit(tuner, uri)
     return _finish(exp, uri, time.perf_counter() - start, verbose)
+
+
+class Interrupted(KeyboardInterrupt):
+    """The user stopped the run (Ctrl-C); Tune saved its state and ``path`` can be resumed."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+class _TuneAdvice(logging.Filter):
+    """Drop Tune's ``Tuner.restore(...)`` advice: raynas users continue with ``raynas resume``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Resume experiment with" not in record.getMessage()
+
+
+def _fit(tuner: Any, uri: str) -> None:
+    """``tuner.fit()``, turning the first Ctrl-C into Tune's graceful stop and then
+    :class:`Interrupted` (a second Ctrl-C stops at once, as Python's default does).
+
+    Tune's own SIGINT handler is off (``TUNE_DISABLE_SIGINT_HANDLER``); raynas's asks Tune to
+    stop through SIGUSR1, the signal Tune always handles the same way, so Tune still saves the
+    experiment one last time, and raynas knows the run was interrupted.
+    """
+    interrupted = threading.Event()
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+
+    def on_sigint(sig: int, frame: Any) -> None:
+        interrupted.set()
+        signal.signal(signal.SIGINT, previous or signal.default_int_handler)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    def before_tune_listens(sig: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # Ctrl-C before Tune's loop started: nothing to save yet
+
+    advice = _TuneAdvice()
+    logging.getLogger("ray.tune.tune").addFilter(advice)
+    hooked = main and hasattr(signal, "SIGUSR1")
+    if hooked:
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+        previous_usr1 = signal.signal(signal.SIGUSR1, before_tune_listens)  # Tune replaces it
+        signal.signal(signal.SIGINT, on_sigint)
+    try:
+        tuner.fit()
+    finally:
+        logging.getLogger("ray.tune.tune").removeFilter(advice)
+        if hooked:
+            signal.signal(signal.SIGINT, previous or signal.default_int_handler)
+            signal.signal(signal.SIGUSR1, previous_usr1 or signal.SIG_DFL)
+    if interrupted.is_set():
+        raise Interrupted(uri)
 
 
 def _print_notes(exp: Experiment, verbose: bool) -> None:

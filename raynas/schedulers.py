@@ -32,24 +32,69 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
-from raynas.config import ConfigError, Experiment
+from raynas.config import ConfigError, Experiment, format_validation_error
 
-_ARGS: dict[str, dict[str, Any]] = {
-    "fifo": {},
-    "asha": {"grace_period": 1, "reduction_factor": 3, "brackets": 1, "max_t": None},
-    "hyperband": {"reduction_factor": 3, "max_t": None},
-    "median": {"grace_period": 1, "min_samples_required": 3},
-    "pbt_evolution": {
-        "perturbation_interval": 1,
-        "quantile_fraction": 0.25,
-        "mutate_arch": True,
-        "lr_factors": [0.8, 1.2],
-        "burn_in_period": 0,
-        "mutation_grace": 1,
-        "synch": False,
-    },
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields[str(info.field_name)]
+        if isinstance(value, bool) and field.annotation is not bool:
+            raise ValueError("must be a number, not true/false")
+        return value
+
+
+class _FifoArgs(_Args):
+    """First in, first out: every trial trains its full budget."""
+
+
+class _AshaArgs(_Args):
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(3, gt=1)
+    brackets: int = Field(1, ge=1)
+    max_t: int | None = Field(None, ge=1)
+
+
+class _HyperbandArgs(_Args):
+    reduction_factor: float = Field(3, gt=1)
+    max_t: int | None = Field(None, ge=1)
+
+
+class _MedianArgs(_Args):
+    grace_period: float = Field(1, ge=0)
+    min_samples_required: int = Field(3, ge=1)
+
+
+class _PbtArgs(_Args):
+    perturbation_interval: float = Field(1, gt=0)
+    quantile_fraction: float = Field(0.25, gt=0, le=0.5)
+    mutate_arch: bool = True
+    lr_factors: list[float] = Field(default_factory=lambda: [0.8, 1.2])
+    burn_in_period: float = Field(0, ge=0)
+    mutation_grace: int = Field(1, ge=0)
+    synch: bool = False
+
+    @field_validator("lr_factors")
+    @classmethod
+    def _positive(cls, value: list[float]) -> list[float]:
+        if any(not f > 0 for f in value):
+            raise ValueError("every factor must be > 0")
+        return value
+
+
+#: Each scheduler's arguments (a pydantic model: names, types, ranges, defaults).
+_ARGS: dict[str, type[_Args]] = {
+    "fifo": _FifoArgs,
+    "asha": _AshaArgs,
+    "hyperband": _HyperbandArgs,
+    "median": _MedianArgs,
+    "pbt_evolution": _PbtArgs,
 }
 #: Draws of a mutation that must satisfy the driver-checked constraints before giving up.
 MUTATION_TRIES = 20
@@ -166,7 +211,36 @@ def _describe_change(old: Any, new: Any, path: str = "arch") -> str:
 
 def scheduler_arguments() -> dict[str, dict[str, Any]]:
     """Each scheduler's arguments with their defaults (``max_t`` defaults to train.epochs)."""
-    return {k: dict(v) for k, v in _ARGS.items()}
+    return {k: model().model_dump() for k, model in _ARGS.items()}
+
+
+def scheduler_args(exp: Experiment) -> dict[str, Any]:
+    """``exp.scheduler``'s arguments, validated, with defaults filled in.
+
+    Raises:
+        ConfigError: an unknown argument (the message lists the scheduler's), or a value out
+            of range (``scheduler.grace_period: input should be greater than or equal to 1,
+            got -1``), one line each.
+    """
+    name = exp.scheduler.name
+    if name not in _ARGS:
+        raise ConfigError(
+            [f"scheduler.name: {name!r} is not available yet; use one of {sorted(_ARGS)}"]
+        )
+    model = _ARGS[name]
+    unknown = sorted(set(exp.scheduler.args) - set(model.model_fields))
+    if unknown:
+        raise ConfigError(
+            [
+                f"scheduler.{key}: unknown argument of {name!r}; its arguments are "
+                f"{sorted(model.model_fields)}"
+                for key in unknown
+            ]
+        )
+    try:
+        return model.model_validate(exp.scheduler.args).model_dump()
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, "scheduler")) from None
 
 
 def build_scheduler(exp: Experiment) -> Any:
@@ -178,17 +252,7 @@ def build_scheduler(exp: Experiment) -> Any:
     from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule
 
     name = exp.scheduler.name
-    if name not in _ARGS:
-        raise ConfigError(
-            [f"scheduler.name: {name!r} is not available yet; use one of {sorted(_ARGS)}"]
-        )
-    args = dict(_ARGS[name])
-    for key, value in exp.scheduler.args.items():
-        if key not in args:
-            raise ConfigError(
-                [f"scheduler.{key}: unknown argument of {name!r}; its arguments are {sorted(args)}"]
-            )
-        args[key] = value
+    args = scheduler_args(exp)
     if name == "fifo":
         return None
     if "max_t" in args and args["max_t"] is None:
@@ -202,9 +266,6 @@ def build_scheduler(exp: Experiment) -> Any:
         return MedianStoppingRule(**common, **args)
     from raynas.constraints import ConstraintCheck
 
-    grace = args["mutation_grace"]
-    if isinstance(grace, bool) or not isinstance(grace, int) or grace < 0:
-        raise ConfigError([f"scheduler.mutation_grace: must be an integer >= 0, got {grace!r}"])
     explorer = ArchExplorer(
         exp.space,
         exp.space_args,

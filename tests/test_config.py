@@ -159,6 +159,42 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("bad name", {"name": "../escape"}, "name: must be letters, digits"),
     (
+        "asha grace period below 1",
+        {"scheduler": {"name": "asha", "grace_period": -1}},
+        "scheduler.grace_period: input should be greater than or equal to 1, got -1",
+    ),
+    (
+        "asha reduction factor 1",
+        {"scheduler": {"name": "asha", "reduction_factor": 1}},
+        "scheduler.reduction_factor: input should be greater than 1, got 1",
+    ),
+    (
+        "hyperband max_t 0",
+        {"scheduler": {"name": "hyperband", "max_t": 0}},
+        "scheduler.max_t: input should be greater than or equal to 1, got 0",
+    ),
+    (
+        "median negative grace period",
+        {"scheduler": {"name": "median", "grace_period": -2}},
+        "scheduler.grace_period: input should be greater than or equal to 0, got -2",
+    ),
+    (
+        "pbt mutation grace negative",
+        {"scheduler": {"name": "pbt_evolution", "mutation_grace": -1}},
+        "scheduler.mutation_grace: input should be greater than or equal to 0",
+    ),
+    ("negative seed", {"seed": -1}, "seed: input should be greater than or equal to 0, got -1"),
+    (
+        "more CPUs than the machine",
+        {"resources": {"cpu": 4096}},
+        "resources.cpu: 4096 CPUs per trial but this machine has",
+    ),
+    (
+        "unknown trainable lists the lazy built-ins",
+        {"trainable": "nope"},
+        "trainable: unknown trainable 'nope'; known trainables: ['classify', 'darts'",
+    ),
+    (
         "negative trials",
         {"budget": {"trials": -3}},
         "budget.trials: input should be greater than or equal to 1",

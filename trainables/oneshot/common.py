@@ -57,6 +57,7 @@ from torch import nn
 from trainables import checkpoint
 from trainables.classify import (
     build_child,
+    configure_determinism,
     data_from_config,
     space_from_config,
     trial_device,
@@ -258,6 +259,7 @@ class OneShotTrainable(tune.Trainable):
         outer = self.space.arch_id(config["arch"]) if "arch" in config else "oneshot"
         self.seed = trial_seed(int(config.get("seed", 0)), outer)
         self.device = trial_device(config)
+        configure_determinism(self.device, bool(config["train"].get("deterministic", True)))
         self.train_cfg: dict[str, Any] = dict(config["train"])
         data_cfg = config["data"]
         self.data = data_from_config(config, self.device)
