@@ -268,7 +268,7 @@ class ExperimentResult:
         info: Mapping[str, Any],
     ) -> dict[str, Any]:
         last = results[-1] if results else {}
-        error_text = _error_text(tdir / "error.txt")
+        error_text = error_line(tdir / "error.txt")
         # A trainable whose length is not ``train.epochs`` (tabular replays) reports its own.
         max_epochs = _number(last.get("epochs_total")) or (
             (config.get("train") or {}).get("epochs") or self.max_epochs
@@ -324,6 +324,34 @@ class ExperimentResult:
         """``{status: number of trials}`` in :data:`STATUSES` order, zero counts left out."""
         counts = self.trials["status"].value_counts() if len(self.trials) else {}
         return {s: int(counts[s]) for s in STATUSES if s in counts}
+
+    def errors(self) -> list[tuple[str, int]]:
+        """Each distinct trial error (its exception line) with the number of trials it ended,
+        most frequent first; the full traceback is in each trial's ``error.txt``."""
+        if self.trials.empty:
+            return []
+        failed = self.trials[self.trials["status"] == "error"]["error"].dropna()
+        counts = failed.value_counts(sort=False)
+        return sorted(((str(k), int(v)) for k, v in counts.items()), key=lambda kv: -kv[1])
+
+    def succeeded(self) -> bool:
+        """Whether at least one trial ended with a usable result (:data:`OK_STATUSES`)."""
+        return bool(len(self.trials)) and bool(self.trials["status"].isin(OK_STATUSES).any())
+
+    def format_errors(self, limit: int = 5) -> str:
+        """``errors: 3 trials: ValueError: ...`` lines for the summary; empty without errors."""
+        errors = self.errors()
+        if not errors:
+            return ""
+        lines = [f"errors (full tracebacks in each trial's error.txt, e.g. {self._error_dir()}):"]
+        lines += [f"  {n} trial(s): {text}" for text, n in errors[:limit]]
+        if len(errors) > limit:
+            lines.append(f"  ... and {len(errors) - limit} other distinct errors")
+        return "\n".join(lines)
+
+    def _error_dir(self) -> str:
+        rows = self.trials[self.trials["status"] == "error"]
+        return str(Path(str(rows["trial_dir"].iloc[0])) / "error.txt") if len(rows) else ""
 
     def mode_of(self, metric: str) -> str:
         """The mode of ``metric``: from the objectives, else guessed by :func:`metric_mode`."""
@@ -513,8 +541,8 @@ def _curve_rows(trial_id: str, results: list[dict[str, Any]]) -> list[dict[str, 
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
-def _error_text(path: Path) -> str | None:
-    """The last non-empty line of ``error.txt`` (the exception), or None."""
+def error_line(path: Path) -> str | None:
+    """The last non-empty line of a trial's ``error.txt`` (the exception), or None."""
     try:
         lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     except OSError:

@@ -54,6 +54,9 @@ def run_analyze(args: argparse.Namespace) -> int:
     print(
         f"trials: {len(result.trials)} (" + ", ".join(f"{k}={v}" for k, v in counts.items()) + ")"
     )
+    errors = result.format_errors()
+    if errors:
+        print(errors)
     print(result.format_top(args.top))
     if args.parquet:
         for p in result.to_parquet(args.parquet):

@@ -117,7 +117,7 @@ def _version() -> str:
 def _cmd_run(args: argparse.Namespace) -> int:
     from raynas.runner import run
 
-    run(
+    result = run(
         args.config,
         overrides=args.overrides,
         storage=args.storage,
@@ -126,13 +126,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         verbose=True,
     )
-    return EXIT_OK
+    return _search_exit(result)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from raynas.runner import resume
 
-    resume(args.dir, address=args.address, verbose=True)
+    return _search_exit(resume(args.dir, address=args.address, verbose=True))
+
+
+def _search_exit(result: Any) -> int:
+    """1 when no trial of the search ended with a usable result (every one failed)."""
+    if result is not None and len(result.trials) and not result.succeeded():
+        print(
+            "raynas: error: no trial succeeded (see the errors above and each trial's error.txt)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_OK
 
 

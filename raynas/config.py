@@ -59,7 +59,9 @@ class DataConfig(_Model):
     root: str | None = None
     download: bool = False
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
-    limit: int | None = Field(None, ge=1)
+    #: Use at most this many examples of the official training split (a stratified,
+    #: seeded subsample, before the validation split is carved): for quick runs on large sets.
+    limit: int | None = Field(None, ge=2)
     evaluate_test: bool = False
 
 

@@ -20,6 +20,8 @@ class TrialPrinter(Callback):
         self.total = exp.budget.trials
         self.enabled = enabled
         self.done = 0
+        #: Distinct error lines seen, with the first trial that raised each.
+        self.errors: dict[str, str] = {}
 
     def _line(self, trial: Any, status: str) -> None:
         if not self.enabled:
@@ -41,6 +43,18 @@ class TrialPrinter(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._line(trial, "error")
+        if not self.enabled:
+            return
+        from raynas.analysis import error_line
+
+        path = getattr(trial, "error_file", None)
+        message = error_line(Path(path)) if path else None
+        if message and message not in self.errors:
+            self.errors[message] = str(trial.trial_id)
+            sys.stdout.write(f"        error: {message} (traceback: {trial.error_file})\n")
+        elif message:
+            sys.stdout.write(f"        error: the same as trial {self.errors[message]}\n")
+        sys.stdout.flush()
 
 
 class StopRecorder(Callback):

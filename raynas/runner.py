@@ -571,6 +571,9 @@ def _finish(exp: Experiment, uri: str, wall_s: float, verbose: bool) -> Any:
                 f"budget.time_s ({exp.budget.time_s:g} s) ended the run: "
                 f"{counts['timed_out']} trial(s) were cut while training (status timed_out)\n"
             )
+        errors = result.format_errors()
+        if errors:
+            out.write(errors + "\n")
         out.write(result.format_top(5) + "\n")
         out.flush()
     return result

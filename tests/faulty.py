@@ -33,8 +33,8 @@ class _Child(nn.Module):
 
 
 class FaultySpace(Space):
-    def __init__(self) -> None:
-        super().__init__({"behaviour": Choice(list(BEHAVIOURS))}, name="faulty")
+    def __init__(self, behaviours: list[str] | None = None) -> None:
+        super().__init__({"behaviour": Choice(list(behaviours or BEHAVIOURS))}, name="faulty")
 
     def build(self, arch: Any, *, num_classes: int, in_channels: int = 3) -> nn.Module:
         if arch["behaviour"] == "raise":
@@ -45,5 +45,5 @@ class FaultySpace(Space):
 if "faulty" not in SPACES:
 
     @register_space("faulty", description="children that fail on purpose (tests)")
-    def faulty() -> FaultySpace:
-        return FaultySpace()
+    def faulty(behaviours: list[str] | None = None) -> FaultySpace:
+        return FaultySpace(behaviours)

@@ -227,6 +227,8 @@ def test_zero_trials_keep_the_schema(tmp_path: Path, capsys: pytest.CaptureFixtu
         assert list(pd.read_parquet(path).columns) == list(
             TRIAL_COLUMNS if path.stem == "trials" else CURVE_COLUMNS
         )
+    # A run that has only written its config yet: an experiment with zero trials.
+    (empty / "raynas_experiment.yaml").write_text("name: empty\n")
     assert cli_main(["analyze", str(empty), "--plots", str(tmp_path / "plots")]) == 0
     out = capsys.readouterr().out
     assert "trials: 0 ()" in out and "no plot" in out
@@ -357,8 +359,6 @@ def real_experiment(factory: pytest.TempPathFactory, name: str) -> Path:
     if (folder / "done").is_file():
         return folder
     exp = REAL[name](base)
-    if name == "error":
-        exp["space_args"] = {}
     raynas.run(exp, verbose=False)
     (folder / "done").write_text("")
     return folder
@@ -378,13 +378,12 @@ def _mixed(base: Path) -> dict[str, Any]:
 
 
 def _error(base: Path) -> dict[str, Any]:
-    """A YAML space without a model builder: every trial raises at setup."""
-    space = base / "nobuild.yaml"
-    space.write_text(
-        "name: nobuild\nspace:\n  width: {_type: choice, options: [4, 8]}\n"
-        "  act: {_type: choice, options: [relu, gelu]}\n"
+    """Children whose builder raises: the trial fails at setup, before any result."""
+    exp = small_experiment(
+        base, name="error", plugins=["tests.faulty"], space="faulty", budget={"trials": 1}
     )
-    return small_experiment(base, name="error", space=str(space), budget={"trials": 2})
+    exp["space_args"] = {"behaviours": ["raise"]}
+    return exp
 
 
 REAL = {"mixed": _mixed, "error": _error}
@@ -422,9 +421,9 @@ def test_real_run_whose_trials_raise(
     tmp_path_factory: pytest.TempPathFactory, ray_session: None
 ) -> None:
     result = load(real_experiment(tmp_path_factory, "error"))
-    assert list(result.trials["status"]) == ["error", "error"]
-    assert result.trials["error"].str.contains("has no model builder").all()
-    assert set(result.trials["arch.act"]) <= {"relu", "gelu"}  # from Tune's state: no params.json
+    assert list(result.trials["status"]) == ["error"]
+    assert result.trials["error"].str.contains("deliberate failure").all()
+    assert set(result.trials["arch.behaviour"]) == {"raise"}  # from Tune's state: no params.json
     assert result.curves.empty and result.top(5).empty
 
 

@@ -246,7 +246,9 @@ def test_yaml_space_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     exp = small_experiment(tmp_path, space="space.yaml")
     exp["space_args"] = {}
     path = write(tmp_path, exp)
-    assert main(["validate", str(path)]) == 0
+    # A YAML space has no model builder: classify would fail every trial, so validation says so.
+    assert main(["validate", str(path)]) == 2
+    assert "is a YAML space (decisions only, no model builder)" in capsys.readouterr().err
     write(tmp_path, {"x": {"_type": "choise", "options": [1]}}, "space.yaml")
     assert main(["validate", str(path)]) == 2
     assert "space: space.x._type: unknown type 'choise'" in capsys.readouterr().err

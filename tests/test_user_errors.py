@@ -4,6 +4,7 @@ scheduler arguments."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -14,8 +15,18 @@ from tests.test_analysis import VENV_BIN
 
 
 def raynas(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    # The test plugin (tests.faulty) is importable from the repository, for workers too.
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
     return subprocess.run(
-        [str(VENV_BIN / "raynas"), *args], cwd=cwd, capture_output=True, text=True, timeout=300
+        [str(VENV_BIN / "raynas"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
 
 
@@ -64,3 +75,36 @@ def test_out_of_range_arguments_fail_validation_not_tune(
 ) -> None:
     args = [a for o in overrides for a in ("--set", o)]
     assert_user_error(raynas("validate", str(QUICKSTART), *args), message)
+
+
+def test_a_data_root_without_the_files_fails_validation_not_every_trial(tmp_path: Path) -> None:
+    (tmp_path / "empty-root").mkdir()
+    proc = raynas(
+        "run",
+        str(QUICKSTART),
+        *("--set", "data.name=fashion_mnist", "--set", f"data.root={tmp_path / 'empty-root'}"),
+        cwd=tmp_path,
+    )
+    assert_user_error(proc, "data.root: fashion_mnist: not found at")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_a_search_in_which_every_trial_failed_exits_1_and_shows_the_error_once(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from tests.conftest import small_experiment
+
+    exp = small_experiment(tmp_path, plugins=["tests.faulty"], space="faulty", name="allfail")
+    exp["space_args"] = {"behaviours": ["raise"]}
+    exp["budget"] = {"trials": 1}
+    config = tmp_path / "exp.yaml"
+    config.write_text(json.dumps(exp))
+    proc = raynas("run", str(config))
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "raynas: error: no trial succeeded" in proc.stderr
+    line = "RuntimeError: deliberate failure while building the child"
+    assert f"        error: {line} (traceback: " in proc.stdout  # the progress line
+    assert f"  1 trial(s): {line}" in proc.stdout  # the summary

@@ -145,6 +145,54 @@ def build_child(
     return space.build(arch, num_classes=num_classes, in_channels=input_shape[0])
 
 
+def check_data_and_model(exp: Any) -> list[str]:
+    """What would otherwise fail every trial, checked once on the driver before Ray starts.
+
+    The dataset is loaded once on the CPU (a ``data.root`` without the files, another
+    dataset's folder, a ``data.limit`` too small to split, ``download: true`` without a
+    network), and one sampled child is built: a space without a model builder (a YAML space)
+    is refused, while a member that fails to build fails only its own trial. A large dataset
+    is dropped from the driver's memory again afterwards.
+
+    Returns:
+        ``field: message`` lines (empty when everything loads and builds).
+    """
+    from raynas.space.errors import UnsupportedOperation
+    from trainables.data import clear_cache
+
+    config = {
+        "space": {"name": exp.space, "args": exp.space_args},
+        "plugins": list(exp.plugins),
+        "data": exp.data.model_dump(mode="json"),
+        "data_seed": exp.seed,
+    }
+    try:
+        data = data_from_config(config, torch.device("cpu"))
+    except FileNotFoundError as err:
+        return [f"data.root: {err}"]
+    except (ValueError, OSError, KeyError) as err:
+        return [f"data: {exp.data.name!r} cannot be loaded from {exp.data.root!r}: {err}"]
+    try:
+        space = space_from_config(config)
+        arch = space.sample(np.random.default_rng(exp.seed))
+        build_child(space, arch, tuple(data.input_shape), data.num_classes)
+    except UnsupportedOperation as err:
+        if exp.space.endswith((".yaml", ".yml")):
+            return [
+                f"space: {exp.space!r} is a YAML space (decisions only, no model builder) and "
+                f"trainable {exp.trainable!r} trains the network a space builds; use a built-in "
+                "space, a plugin space with build(), or a plugin trainable that reads "
+                "config['arch']"
+            ]
+        return [f"space: {err}"]
+    except Exception:  # a member that fails to build fails only its own trial
+        pass
+    finally:
+        if exp.data.name not in EMBEDDED_DATASETS:
+            clear_cache()
+    return []
+
+
 _HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
 
 
@@ -194,6 +242,8 @@ class ClassifyTrainable(tune.Trainable):
     """
 
     METRICS = METRICS
+    #: PBT lineage fields reported with every result (parent, mutation, ...), checkpointed.
+    lineage: dict[str, Any]
     #: Per-epoch metrics of this trial's lineage (inherited epochs included), checkpointed.
     history: list[dict[str, Any]]
     #: The lineage's epochs up to a restored checkpoint, reported once with the next result.
@@ -448,7 +498,7 @@ class ClassifyTrainable(tune.Trainable):
             label_smoothing=float(self.train_cfg.get("label_smoothing", 0.0))
         )
         self.epoch = 0
-        self.lineage: dict[str, Any] = {}
+        self.lineage = {}
         self.history = []
         self.restored_history = None
 
@@ -554,6 +604,12 @@ class ClassifyTrainable(tune.Trainable):
                 f"space: dataset {exp.data.name!r} is tabular; use space: mlp (image spaces "
                 "need images)"
             )
+        if not errors and (
+            exp.data.name in EMBEDDED_DATASETS
+            or exp.data.download
+            or (exp.data.root and Path(exp.data.root).expanduser().is_dir())
+        ):
+            errors.extend(check_data_and_model(exp))
         if exp.data.val_fraction == 0:
             objectives = [m for m, _ in exp.objective.objectives()]
             for metric in dict.fromkeys([*objectives, *(exp.objective.scalarize or {})]):
