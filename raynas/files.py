@@ -10,3 +10,5 @@ from __future__ import annotations
 CONFIG_FILE = "raynas_experiment.yaml"
 #: ``{trial_id: reason}`` for trials raynas' driver stopped itself (``budget.time_s``), JSON.
 STOPS_FILE = "raynas_stops.json"
+#: ``{pid, host, started}`` of the driver running the experiment now (removed when it ends).
+LOCK_FILE = "raynas_driver.json"

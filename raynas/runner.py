@@ -27,6 +27,7 @@ import yaml
 
 from raynas.config import ConfigError, Experiment, check_experiment, load_config
 from raynas.files import CONFIG_FILE, STOPS_FILE
+from raynas.lock import check_free, holding
 
 #: Key of a trial's config holding the ObjectRefs of its trainable's ``shared_objects(exp)``.
 SHARED_KEY = "shared"
@@ -215,7 +216,47 @@ def _init_ray(address: str | None) -> None:
     # Ray, never a cluster that happens to be running on this machine (which a bare
     # ray.init() would attach to).
     kwargs["address"] = address or os.environ.get("RAY_ADDRESS") or "local"
-    ray.init(**kwargs)
+    if address:
+        _probe(address)
+    try:
+        ray.init(**kwargs)
+    except ConnectionError as err:
+        raise ConfigError(
+            [
+                f"--address: no Ray cluster at {address or kwargs['address']!r} ({err}); start "
+                "one with `ray start --head`, or leave --address out for an embedded Ray"
+            ]
+        ) from None
+
+
+#: Seconds to wait for a cluster's head to accept a connection before giving up.
+CONNECT_TIMEOUT_S = 5.0
+
+
+def _probe(address: str) -> None:
+    """Refuse an address whose head does not answer within :data:`CONNECT_TIMEOUT_S`.
+
+    ``ray.init`` retries an unreachable head for minutes; a ``host:port`` address (also
+    ``ray://host:port``) is tried once with a bounded TCP connect first. ``auto`` and ``local``
+    are Ray's own words and left to it.
+    """
+    import socket
+
+    target = address.split("://", 1)[-1]
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or address in ("auto", "local"):
+        return
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), CONNECT_TIMEOUT_S):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            [
+                f"--address: cannot reach a Ray head at {address!r} within "
+                f"{CONNECT_TIMEOUT_S:g} s ({err.strerror or err}); check the address and that "
+                "`ray start --head` runs there"
+            ]
+        ) from None
 
 
 def concurrency(exp: Experiment) -> int | None:
@@ -360,6 +401,9 @@ def prepare(
         exp = load_config(exp, overrides=[f"storage={storage}"])
     check_experiment(exp, address=address)
     uri = experiment_uri(exp)
+    local = _local_path(uri)
+    if local is not None:
+        check_free(local)  # never replace, or write into, a folder another driver is running
     if _exists_non_empty(uri) and not overwrite:
         raise ConfigError(
             [
@@ -445,13 +489,14 @@ def run(
         address=address,
         overwrite=overwrite,
     )
+    _init_ray(address)  # an unreachable cluster is refused before anything is written
     _write_config(exp, uri, overwrite)
-    _init_ray(address)
-    start = time.perf_counter()
-    tuner = build_tuner(exp, uri, verbose=verbose)
-    _print_notes(exp, verbose)
-    _fit(tuner, uri)
-    return _finish(exp, uri, time.perf_counter() - start, verbose)
+    with holding(_local_path(uri)):
+        start = time.perf_counter()
+        tuner = build_tuner(exp, uri, verbose=verbose)
+        _print_notes(exp, verbose)
+        _fit(tuner, uri)
+        return _finish(exp, uri, time.perf_counter() - start, verbose)
 
 
 def resume(path: str | Path, *, address: str | None = None, verbose: bool = True) -> Any:
@@ -467,6 +512,8 @@ def resume(path: str | Path, *, address: str | None = None, verbose: bool = True
         if not cfg.is_file():
             raise ConfigError([f"path: {uri!r} is not a raynas experiment (no {CONFIG_FILE})"])
         exp = load_config(cfg)
+        check_free(local)
+        _refuse_finished(local, exp)
     else:
         filesystem, rpath = _remote_fs(uri)
         with filesystem.open_input_stream(f"{rpath}/{CONFIG_FILE}") as f:
@@ -480,15 +527,32 @@ def resume(path: str | Path, *, address: str | None = None, verbose: bool = True
                 "`raynas run ... --overwrite`"
             ]
         )
-    tuner = tune.Tuner.restore(
-        uri,
-        trainable=_trainable(exp),
-        resume_unfinished=True,
-        resume_errored=True,
-        param_space=param_space(exp),
-    )
-    _fit(tuner, uri)
-    return _finish(exp, uri, time.perf_counter() - start, verbose)
+    with holding(local):
+        tuner = tune.Tuner.restore(
+            uri,
+            trainable=_trainable(exp),
+            resume_unfinished=True,
+            resume_errored=True,
+            param_space=param_space(exp),
+        )
+        _fit(tuner, uri)
+        return _finish(exp, uri, time.perf_counter() - start, verbose)
+
+
+def _refuse_finished(folder: Path, exp: Experiment) -> None:
+    """A resume of an experiment whose every trial ended, none with an error, is a mistake."""
+    from raynas.analysis import load
+
+    result = load(folder)
+    ended = result.finished and len(result.trials) >= exp.budget.trials
+    if ended and not (result.trials["status"] == "error").any():
+        raise ConfigError(
+            [
+                f"path: experiment {str(folder)!r} is finished ({len(result.trials)} trials "
+                "ended, none with an error); nothing to resume. Start another with "
+                "`raynas run CONFIG --name NEW`"
+            ]
+        )
 
 
 class Interrupted(KeyboardInterrupt):

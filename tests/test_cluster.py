@@ -22,8 +22,13 @@ import yaml
 from tests.conftest import REPO
 
 DRIVER = r"""
-import json, sys, threading, time
+import json, os, sys, threading, time
 from pathlib import Path
+
+# The worker nodes' GPUs are Ray resource counts: their trials train on the CPU on purpose
+# (raynas fails a GPU trial on a worker without CUDA otherwise). Raylets and their workers
+# inherit this process's environment.
+os.environ["RAYNAS_SIMULATED_GPUS"] = "1"
 
 from ray.cluster_utils import Cluster
 

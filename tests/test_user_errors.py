@@ -108,3 +108,50 @@ def test_a_search_in_which_every_trial_failed_exits_1_and_shows_the_error_once(
     line = "RuntimeError: deliberate failure while building the child"
     assert f"        error: {line} (traceback: " in proc.stdout  # the progress line
     assert f"  1 trial(s): {line}" in proc.stdout  # the summary
+
+
+def test_a_folder_another_live_driver_runs_is_never_replaced(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    from raynas.lock import check_free
+
+    folder = tmp_path / "runs" / "busy"
+    folder.mkdir(parents=True)
+    (folder / "precious.txt").write_text("a trial's result")
+    (folder / "raynas_experiment.yaml").write_text("name: busy\n")
+    holder = subprocess.Popen(["sleep", "120"])  # a live process stands for the other driver
+    try:
+        lock = {"pid": holder.pid, "host": socket.gethostname(), "started": 0}
+        (folder / "raynas_driver.json").write_text(json.dumps(lock))
+        args = ("--storage", str(tmp_path / "runs"), "--name", "busy", "--overwrite")
+        proc = raynas("run", str(QUICKSTART), *args, cwd=tmp_path)
+        assert_user_error(proc, f"is being run by pid {holder.pid} on host")
+        assert (folder / "precious.txt").read_text() == "a trial's result"
+        assert_user_error(raynas("resume", str(folder)), "is being run by pid")
+    finally:
+        holder.kill()
+        holder.wait()
+    check_free(folder)  # the holder is gone: its lock is stale and the folder is free
+
+
+def test_an_unreachable_address_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    proc = raynas(
+        "run", str(QUICKSTART), "--address", "127.0.0.1:1", "--storage", str(tmp_path / "runs")
+    )
+    assert_user_error(proc, "--address: cannot reach a Ray head at '127.0.0.1:1' within 5 s")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_resume_of_a_finished_experiment_is_refused(tmp_path: Path) -> None:
+    from tests.test_analysis import write_state, write_trial
+
+    folder = tmp_path / "done"
+    folder.mkdir()
+    (folder / "raynas_experiment.yaml").write_text(
+        "name: done\ntrain: {epochs: 3}\nbudget: {trials: 2}\n"
+    )
+    write_trial(folder, "h0", 1, [0.5, 0.6, 0.7])
+    write_trial(folder, "h1", 2, [0.4])
+    write_state(folder, {"h0": "TERMINATED", "h1": "TERMINATED"})
+    assert_user_error(raynas("resume", str(folder)), "is finished (2 trials ended")

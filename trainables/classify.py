@@ -71,17 +71,25 @@ def trial_seed(seed: int, arch_id: str) -> int:
     return int(digest[:8], 16)
 
 
+#: Set to 1 where GPUs are only simulated (``ray.cluster_utils.Cluster(num_gpus=...)`` on a
+#: machine without CUDA): a trial that asked for a GPU then trains on the CPU, on purpose.
+SIMULATED_GPUS_ENV = "RAYNAS_SIMULATED_GPUS"
+
+
 def trial_device(config: dict[str, Any]) -> torch.device:
     """The GPU Ray assigned to this trial (``resources.gpu > 0``), else the CPU.
 
     Raises:
         RuntimeError: the trial asked for a GPU but torch sees no CUDA device in this worker
             (a node without a working driver, or a CPU build of torch). Falling back to the
-            CPU would run the trial about 100x slower and say nothing.
+            CPU would run the trial about 100x slower and say nothing; only
+            ``RAYNAS_SIMULATED_GPUS=1`` (test clusters) asks for that.
     """
     gpu = float(config.get("resources", {}).get("gpu", 0) or 0)
     if gpu <= 0:
         return torch.device("cpu")
+    if not torch.cuda.is_available() and os.environ.get(SIMULATED_GPUS_ENV) == "1":
+        return torch.device("cpu")  # a test cluster whose "GPUs" are Ray resource counts
     if not torch.cuda.is_available():
         import socket
 

@@ -1,0 +1,82 @@
+"""One driver per experiment folder: ``raynas run --overwrite`` or a second ``raynas resume``
+on an experiment another driver is still running is refused instead of merging both.
+
+The driver writes ``raynas_driver.json`` (pid, host, start time) into the folder while it runs
+and removes it at the end. A lock left by a driver that was killed is stale: on the same host
+its pid no longer runs, and the next command takes the folder over. A lock from another host
+cannot be checked from here; the message says how to release it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from raynas.config import ConfigError
+from raynas.files import LOCK_FILE
+
+__all__ = ["check_free", "holding"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
+
+
+def check_free(folder: Path) -> None:
+    """Raise :class:`ConfigError` when another live driver holds ``folder``.
+
+    This process itself (a finished in-process run) and dead drivers do not hold it.
+    """
+    try:
+        lock = json.loads((folder / LOCK_FILE).read_text())
+        pid, host = int(lock["pid"]), str(lock["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no lock, or a half-written one from a killed driver
+    here = socket.gethostname()
+    if host == here and (pid == os.getpid() or not _alive(pid)):
+        return
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(lock.get("started", 0))))
+    fix = (
+        "wait for it to end or stop it"
+        if host == here
+        else f"if that driver is gone, delete {str(folder / LOCK_FILE)!r}"
+    )
+    raise ConfigError(
+        [
+            f"name: experiment folder {str(folder)!r} is being run by pid {pid} on host "
+            f"{host!r} (since {since}); {fix}, or pick another --name"
+        ]
+    )
+
+
+@contextmanager
+def holding(folder: Path | None) -> Iterator[None]:
+    """Hold ``folder`` (a local experiment folder; None: nothing to hold) while the block runs."""
+    if folder is None:
+        yield
+        return
+    check_free(folder)
+    path = folder / LOCK_FILE
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(mine))
+    os.replace(tmp, path)
+    try:
+        yield
+    finally:
+        try:
+            if json.loads(path.read_text()).get("pid") == mine["pid"]:
+                path.unlink()
+        except (OSError, ValueError):
+            pass
