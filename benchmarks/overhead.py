@@ -99,10 +99,10 @@ RAYNAS_TABULAR = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import raynas
-from raynas.runner import _init_ray
+from raynas.runner import init_ray
 
 config = json.loads(sys.argv[2])
-_init_ray(None)
+init_ray(None)
 cpu0, wall0 = time.process_time(), time.perf_counter()
 result = raynas.run(config, verbose=True)
 wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0

@@ -446,8 +446,7 @@ class ExperimentResult:
         Raises:
             KeyError: no such trial.
         """
-        from raynas.config import ConfigError, load_config
-        from raynas.runner import trial_settings
+        from raynas.config import ConfigError, load_config, trial_settings
 
         rows = self.trials[self.trials["trial_id"] == trial_id]
         if rows.empty:

@@ -227,6 +227,32 @@ class Experiment(_Model):
         return self.model_dump(mode="json")
 
 
+def trial_settings(exp: Experiment) -> dict[str, Any]:
+    """The settings every trial of ``exp`` shares: space, data, train, objective, seed...
+
+    A trainable sees them merged under its trial's own config (``arch``; under PBT also
+    ``train``), so its ``config`` is the whole picture. Tune itself only carries the per-trial
+    part (:func:`param_space`): it writes a trial's config to ``params.json``, into every line
+    of ``result.json`` and into each snapshot of the experiment state, so a large constant part
+    there costs driver time on every trial.
+    """
+    space = exp.space
+    if space.endswith((".yaml", ".yml")):
+        space = str(Path(space).expanduser().resolve())
+    return {
+        "space": {"name": space, "args": exp.space_args},
+        "plugins": list(exp.plugins),
+        "data": exp.data.model_dump(mode="json"),
+        "train": exp.train.model_dump(mode="json"),
+        "constraints": list(exp.objective.constraints),
+        "objective": exp.objective.model_dump(mode="json"),
+        "trainable_args": dict(exp.trainable_args),
+        "resources": exp.resources.model_dump(mode="json"),
+        "seed": exp.seed,
+        "data_seed": exp.seed,
+    }
+
+
 def parse_constraint(text: str) -> tuple[str, str, float]:
     """``"params <= 1e6"`` -> ``("params", "<=", 1e6)``; ValueError naming the fix."""
     m = _CONSTRAINT_RE.match(str(text))

@@ -38,7 +38,6 @@ import json
 import math
 import re
 import shutil
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,28 +304,13 @@ def _what_is_done(exp: Experiment) -> dict[str, Any]:
 def _fit(
     exp: Experiment, out: Path, arch: dict[str, Any], *, address: str | None, verbose: bool
 ) -> Any:
-    from ray import tune
+    from raynas.runner import fit_experiment, init_ray
 
-    from raynas.runner import _finish, _init_ray, _trainable, _tune_objects, param_space
-
-    _init_ray(address)
-    start = time.perf_counter()
+    init_ray(address)
+    # The arch comes from a one-proposal searcher, and the param_space is the runner's, so
+    # `raynas resume` restores a retraining like any experiment.
     searcher = _fixed_arch_searcher()(arch, metric=exp.objective.metric, mode=exp.objective.mode)
-    tuner = tune.Tuner(
-        _trainable(exp),
-        # The arch comes from the searcher, so the param_space is the runner's: `raynas resume`
-        # restores a retraining like any experiment.
-        param_space=param_space(exp),
-        tune_config=tune.TuneConfig(
-            metric=exp.objective.metric,
-            mode=exp.objective.mode,
-            search_alg=searcher,
-            num_samples=1,
-        ),
-        **_tune_objects(exp, str(out), verbose),
-    )
-    tuner.fit()
-    return _finish(exp, str(out), time.perf_counter() - start, verbose)
+    return fit_experiment(exp, str(out), verbose=verbose, search_alg=searcher)
 
 
 def _fixed_arch_searcher() -> type:

@@ -25,7 +25,13 @@ from typing import Any
 
 import yaml
 
-from raynas.config import ConfigError, Experiment, check_experiment, load_config
+from raynas.config import (
+    ConfigError,
+    Experiment,
+    check_experiment,
+    load_config,
+    trial_settings,
+)
 from raynas.files import CONFIG_FILE, STOPS_FILE
 from raynas.lock import check_free, holding
 
@@ -84,32 +90,6 @@ def _remote_fs(uri: str) -> tuple[Any, str]:
                 "path, file://, or a URI of an installed pyarrow file system (s3://, gs://, ...)"
             ]
         ) from None
-
-
-def trial_settings(exp: Experiment) -> dict[str, Any]:
-    """The settings every trial of ``exp`` shares: space, data, train, objective, seed...
-
-    A trainable sees them merged under its trial's own config (``arch``; under PBT also
-    ``train``), so its ``config`` is the whole picture. Tune itself only carries the per-trial
-    part (:func:`param_space`): it writes a trial's config to ``params.json``, into every line
-    of ``result.json`` and into each snapshot of the experiment state, so a large constant part
-    there costs driver time on every trial.
-    """
-    space = exp.space
-    if space.endswith((".yaml", ".yml")):
-        space = str(Path(space).expanduser().resolve())
-    return {
-        "space": {"name": space, "args": exp.space_args},
-        "plugins": list(exp.plugins),
-        "data": exp.data.model_dump(mode="json"),
-        "train": exp.train.model_dump(mode="json"),
-        "constraints": list(exp.objective.constraints),
-        "objective": exp.objective.model_dump(mode="json"),
-        "trainable_args": dict(exp.trainable_args),
-        "resources": exp.resources.model_dump(mode="json"),
-        "seed": exp.seed,
-        "data_seed": exp.seed,
-    }
 
 
 def param_space(exp: Experiment) -> dict[str, Any]:
@@ -198,7 +178,8 @@ def with_settings(cls: type, settings: Mapping[str, Any]) -> type:
     return WithSettings
 
 
-def _init_ray(address: str | None) -> None:
+def init_ray(address: str | None) -> None:
+    """Start an embedded Ray, or join the cluster at ``address`` (refused when unreachable)."""
     import ray
 
     for k, v in _ENV.items():
@@ -337,8 +318,11 @@ def _tune_objects(exp: Experiment, uri: str, verbose: bool) -> dict[str, Any]:
     }
 
 
-def tune_config(exp: Experiment) -> Any:
-    """The ``tune.TuneConfig`` of ``exp``: metric, searcher, scheduler, budget, concurrency."""
+def tune_config(exp: Experiment, search_alg: Any = None) -> Any:
+    """The ``tune.TuneConfig`` of ``exp``: metric, searcher, scheduler, budget, concurrency.
+
+    ``search_alg`` replaces the experiment's strategy (``raynas retrain`` proposes one arch).
+    """
     from ray import tune
     from ray.tune.search import BasicVariantGenerator
 
@@ -347,11 +331,11 @@ def tune_config(exp: Experiment) -> Any:
         # Tune's PBT refuses searchers: the initial population is sampled from the space's
         # Tune form (see param_space) by a seeded variant generator, and PBT evolves it. The
         # generator itself caps the live trials (Tune ignores max_concurrent_trials here).
-        search_alg: Any = BasicVariantGenerator(
+        search_alg = BasicVariantGenerator(
             random_state=exp.seed, max_concurrent=max_concurrent or 0
         )
         max_concurrent = None
-    else:
+    elif search_alg is None:
         search_alg = make_searcher(exp)
     return tune.TuneConfig(
         metric=exp.objective.metric,
@@ -365,16 +349,34 @@ def tune_config(exp: Experiment) -> Any:
     )
 
 
-def build_tuner(exp: Experiment, uri: str | Path, *, verbose: bool = True) -> Any:
+def build_tuner(
+    exp: Experiment, uri: str | Path, *, verbose: bool = True, search_alg: Any = None
+) -> Any:
     """A ``tune.Tuner`` for ``exp`` writing to ``uri`` (Ray must be initialised)."""
     from ray import tune
 
     return tune.Tuner(
         _trainable(exp),
         param_space=param_space(exp),
-        tune_config=tune_config(exp),
+        tune_config=tune_config(exp, search_alg),
         **_tune_objects(exp, str(uri), verbose),
     )
+
+
+def fit_experiment(
+    exp: Experiment, uri: str, *, verbose: bool = True, search_alg: Any = None
+) -> Any:
+    """Run a prepared experiment (Ray initialised, its config written to ``uri``) to the end.
+
+    Holds the folder for this driver, prints the run's notes, turns Ctrl-C into
+    :class:`Interrupted`, and returns the analysis of the folder (see :func:`run`).
+    """
+    with holding(_local_path(uri)):
+        start = time.perf_counter()
+        tuner = build_tuner(exp, uri, verbose=verbose, search_alg=search_alg)
+        _print_notes(exp, verbose)
+        _fit(tuner, uri)
+        return _finish(exp, uri, time.perf_counter() - start, verbose)
 
 
 def prepare(
@@ -489,14 +491,9 @@ def run(
         address=address,
         overwrite=overwrite,
     )
-    _init_ray(address)  # an unreachable cluster is refused before anything is written
+    init_ray(address)  # an unreachable cluster is refused before anything is written
     _write_config(exp, uri, overwrite)
-    with holding(_local_path(uri)):
-        start = time.perf_counter()
-        tuner = build_tuner(exp, uri, verbose=verbose)
-        _print_notes(exp, verbose)
-        _fit(tuner, uri)
-        return _finish(exp, uri, time.perf_counter() - start, verbose)
+    return fit_experiment(exp, uri, verbose=verbose)
 
 
 def resume(path: str | Path, *, address: str | None = None, verbose: bool = True) -> Any:
@@ -518,7 +515,7 @@ def resume(path: str | Path, *, address: str | None = None, verbose: bool = True
         filesystem, rpath = _remote_fs(uri)
         with filesystem.open_input_stream(f"{rpath}/{CONFIG_FILE}") as f:
             exp = load_config(yaml.safe_load(f.read().decode()))
-    _init_ray(address)
+    init_ray(address)
     start = time.perf_counter()
     if not tune.Tuner.can_restore(uri):
         raise ConfigError(

@@ -19,13 +19,13 @@ def ray_session() -> Iterator[None]:
     """One ``ray.init`` shared by every test that needs a Ray runtime."""
     import ray
 
-    from raynas.runner import _init_ray
+    from raynas.runner import init_ray
 
     # Ray workers inherit the driver's environment: let them import test plugins
     # (``plugins: [tests.faulty]``) from the repository.
     paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    _init_ray(None)
+    init_ray(None)
     yield
     ray.shutdown()
 

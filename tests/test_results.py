@@ -130,7 +130,7 @@ def test_a_run_cut_by_budget_time_s_reports_timed_out(tmp_path: Path, ray_sessio
     # Trials of 100,000 epochs cannot finish inside the budget on any machine; the budget
     # leaves the actors (which start inside it) time to report their first epochs.
     exp = small_experiment(
-        tmp_path, train={"epochs": 100_000}, budget={"trials": 2, "concurrent": 2, "time_s": 15}
+        tmp_path, train={"epochs": 100_000}, budget={"trials": 2, "concurrent": 2, "time_s": 30}
     )
     result = raynas.run(exp, verbose=False)
     assert set(result.trials["status"]) == {"timed_out"}, result.trials[["status", "epochs"]]

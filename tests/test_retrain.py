@@ -225,8 +225,9 @@ def test_search_then_retrain_the_derived_arch(tmp_path: Path, local_ray: None) -
     assert row["status"] == "completed" and row["arch"] == SPACE.to_string(derived)
     assert 0.0 <= row["val_acc"] <= 1.0 and row["epochs"] == 2
 
-    resumed = raynas.resume(folder, verbose=False)  # a retraining resumes like any experiment
-    assert list(resumed.trials["trial_id"]) == [row["trial_id"]]
+    # A retraining is an experiment like any other: resuming it once it finished is refused.
+    with pytest.raises(ConfigError, match="is finished \\(1 trials ended"):
+        raynas.resume(folder, verbose=False)
 
     again = raynas_cli("retrain", str(search.path))
     assert again.returncode == 2 and "already exists" in again.stderr

@@ -29,7 +29,7 @@ import torch
 from ray import tune
 from torch import nn
 
-from raynas.config import EMBEDDED_DATASETS, violated_constraints
+from raynas.config import EMBEDDED_DATASETS, trial_settings, violated_constraints
 from raynas.registry import load_plugins, resolve_space
 from trainables import checkpoint
 from trainables.cost import measure_cost
@@ -168,12 +168,7 @@ def check_data_and_model(exp: Any) -> list[str]:
     from raynas.space.errors import UnsupportedOperation
     from trainables.data import clear_cache
 
-    config = {
-        "space": {"name": exp.space, "args": exp.space_args},
-        "plugins": list(exp.plugins),
-        "data": exp.data.model_dump(mode="json"),
-        "data_seed": exp.seed,
-    }
+    config = trial_settings(exp)
     try:
         data = data_from_config(config, torch.device("cpu"))
     except FileNotFoundError as err:
@@ -582,12 +577,7 @@ class ClassifyTrainable(tune.Trainable):
         """
         from trainables.cost import count_flops, count_params
 
-        config = {
-            "space": {"name": exp.space, "args": exp.space_args},
-            "plugins": list(exp.plugins),
-            "data": exp.data.model_dump(mode="json"),
-            "data_seed": exp.seed,
-        }
+        config = trial_settings(exp)
         space = space_from_config(config)
         data = data_from_config(config, torch.device("cpu"))
         shape, classes = tuple(data.input_shape), data.num_classes
