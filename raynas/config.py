@@ -161,6 +161,10 @@ class BudgetConfig(_Model):
     trials: int = Field(20, ge=1)
     time_s: float | None = Field(None, gt=0)
     concurrent: int | None = Field(None, ge=1)
+    #: Propose in synchronous batches of this size: each batch once the previous ones have
+    #: finished, their results observed in proposal order, so the search's trajectory is the
+    #: same at any concurrency (None: asynchronous, each result observed as it comes).
+    sync_batch: int | None = Field(None, ge=1)
 
 
 class ResourcesConfig(_Model):

@@ -12,3 +12,5 @@ CONFIG_FILE = "raynas_experiment.yaml"
 STOPS_FILE = "raynas_stops.json"
 #: ``{pid, host, started}`` of the driver running the experiment now (removed when it ends).
 LOCK_FILE = "raynas_driver.json"
+#: ``{refused, examples}``: candidates the driver's constraint check refused (never trials).
+REFUSED_FILE = "raynas_refused.json"

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import shutil
@@ -32,7 +33,7 @@ from raynas.config import (
     load_config,
     trial_settings,
 )
-from raynas.files import CONFIG_FILE, STOPS_FILE
+from raynas.files import CONFIG_FILE, REFUSED_FILE, STOPS_FILE
 from raynas.lock import check_free, holding
 
 #: Key of a trial's config holding the ObjectRefs of its trainable's ``shared_objects(exp)``.
@@ -127,6 +128,12 @@ def make_searcher(exp: Experiment) -> Any:
     )
     # A trial that stops before this many epochs was early-stopped (lower fidelity).
     searcher.max_fidelity = exp.train.epochs
+    from raynas.constraints import ConstraintCheck
+
+    check = ConstraintCheck.for_experiment(exp)
+    if check is not None:  # violators are redrawn on the driver and never cost a trial
+        searcher.set_constraint_check(check)
+    searcher.set_sync_batch(exp.budget.sync_batch)
     return searcher
 
 
@@ -282,6 +289,11 @@ def run_notes(exp: Experiment) -> list[str]:
                 f"evolve as successive populations of {cap}; unset budget.concurrent to evolve "
                 "them as one population (resources then decide how many train at once)"
             )
+    if exp.budget.sync_batch is not None and exp.scheduler.name == "pbt_evolution":
+        notes.append(
+            "budget.sync_batch: ignored under pbt_evolution, which proposes no candidates; "
+            "scheduler.synch: true ranks its population synchronously"
+        )
     for metric in dict.fromkeys(m for m, _ in exp.objective.objectives()):
         if metric.startswith("test_"):
             notes.append(
@@ -371,12 +383,35 @@ def fit_experiment(
     Holds the folder for this driver, prints the run's notes, turns Ctrl-C into
     :class:`Interrupted`, and returns the analysis of the folder (see :func:`run`).
     """
+    if search_alg is None and exp.scheduler.name != "pbt_evolution":
+        search_alg = make_searcher(exp)
     with holding(_local_path(uri)):
         start = time.perf_counter()
         tuner = build_tuner(exp, uri, verbose=verbose, search_alg=search_alg)
         _print_notes(exp, verbose)
         _fit(tuner, uri)
+        _record_refusals(search_alg, uri, verbose)
         return _finish(exp, uri, time.perf_counter() - start, verbose)
+
+
+def _record_refusals(searcher: Any, uri: str, verbose: bool) -> None:
+    """Write the candidates the driver refused (constraints) to ``raynas_refused.json``."""
+    refused = int(getattr(searcher, "refused", 0) or 0)
+    local = _local_path(uri)
+    if not refused or local is None:
+        return
+    examples = [
+        {"arch": e["arch"], "violations": list(e["violations"])}
+        for e in getattr(searcher, "refused_examples", [])
+    ]
+    (local / REFUSED_FILE).write_text(
+        json.dumps({"refused": refused, "examples": examples}, indent=1, default=str)
+    )
+    if verbose:
+        sys.stdout.write(
+            f"constraints: {refused} candidate(s) refused on the driver, never trained and "
+            f"not counted in budget.trials (examples in {REFUSED_FILE})\n"
+        )
 
 
 def prepare(

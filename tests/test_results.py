@@ -135,3 +135,26 @@ def test_a_run_cut_by_budget_time_s_reports_timed_out(tmp_path: Path, ray_sessio
     result = raynas.run(exp, verbose=False)
     assert set(result.trials["status"]) == {"timed_out"}, result.trials[["status", "epochs"]]
     assert (result.trials["epochs"] > 0).all()
+
+
+@pytest.mark.slow
+def test_constraint_violators_are_refused_on_the_driver_and_cost_no_trial(
+    tmp_path: Path, ray_session: None
+) -> None:
+    result = raynas.run(
+        QUICKSTART,
+        overrides=[
+            "budget.trials=4",
+            "train.epochs=1",
+            "objective.constraints=['params <= 40000']",
+            f"storage={tmp_path}",
+            "name=refuse",
+        ],
+        verbose=False,
+    )
+    assert len(result.trials) == 4  # the whole budget went to feasible children
+    assert set(result.trials["status"]) == {"completed"}
+    assert (result.trials["params"] <= 40000).all()
+    refused = json.loads((tmp_path / "refuse" / "raynas_refused.json").read_text())
+    assert refused["refused"] > 0
+    assert all(e["violations"] == ["params <= 40000"] for e in refused["examples"])

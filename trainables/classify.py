@@ -352,12 +352,7 @@ class ClassifyTrainable(tune.Trainable):
 
     def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any] | None:
         state = checkpoint.capture(
-            model=self.model,
-            optimizer=self.optimizer,
-            scheduler=self.scheduler,
-            scaler=self.scaler,
-            generator=self.generator,
-            device=self.device,
+            **self._training_objects(),
             epoch=self.epoch,
             arch=self.arch,
             trial_id=self.trial_id,
@@ -376,15 +371,7 @@ class ClassifyTrainable(tune.Trainable):
         if self.space.arch_id(state["arch"]) != self.arch_id:
             self._inherit_from(state)
             return
-        self.epoch = checkpoint.restore(
-            state,
-            model=self.model,
-            optimizer=self.optimizer,
-            scheduler=self.scheduler,
-            scaler=self.scaler,
-            generator=self.generator,
-            device=self.device,
-        )
+        self.epoch = checkpoint.restore(state, **self._training_objects())
         self.history = list(state.get("history") or [])[: self.epoch]
         self.restored_history = list(self.history)
         self.lineage = dict(state.get("lineage") or {})
@@ -392,6 +379,17 @@ class ClassifyTrainable(tune.Trainable):
         if parent is not None and parent != self.trial_id:  # PBT cloned a peer of this arch
             self._record_lineage(state, mutation="same architecture", fraction=1.0)
         self._retune_lr()
+
+    def _training_objects(self) -> dict[str, Any]:
+        """What a checkpoint saves and restores (see :mod:`trainables.checkpoint`)."""
+        return {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "scheduler": self.scheduler,
+            "scaler": self.scaler,
+            "generator": self.generator,
+            "device": self.device,
+        }
 
     def _record_lineage(self, state: dict[str, Any], *, mutation: str, fraction: float) -> None:
         """This trial continues another trial's training from its checkpoint (PBT)."""

@@ -179,11 +179,7 @@ class OneShotTrainable(tune.Trainable):
 
     def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any] | None:
         state = checkpoint.capture(
-            model=self.net,
-            optimizer=self.w_optimizer,
-            scheduler=self.scheduler,
-            generator=self.generator,
-            device=self.device,
+            **self._training_objects(),
             epoch=self.epoch,
             previous_arch=self.previous_arch,
             arch=self.arch,
@@ -198,16 +194,19 @@ class OneShotTrainable(tune.Trainable):
         if not isinstance(checkpoint_dir, str):
             return
         state = checkpoint.load(checkpoint_dir, CHECKPOINT_FILE)
-        self.epoch = checkpoint.restore(
-            state,
-            model=self.net,
-            optimizer=self.w_optimizer,
-            scheduler=self.scheduler,
-            generator=self.generator,
-            device=self.device,
-        )
+        self.epoch = checkpoint.restore(state, **self._training_objects())
         self.previous_arch, self.arch = state["previous_arch"], state["arch"]
         self._load_method_state(state["method"])
+
+    def _training_objects(self) -> dict[str, Any]:
+        """What a checkpoint saves and restores (see :mod:`trainables.checkpoint`)."""
+        return {
+            "model": self.net,
+            "optimizer": self.w_optimizer,
+            "scheduler": self.scheduler,
+            "generator": self.generator,
+            "device": self.device,
+        }
 
     @classmethod
     def check_config(cls, exp: Any) -> list[str]:
