@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ import pytest
 
 from raynas.bench.convert import ConvertError, api_to_frame, convert, open_api
 from raynas.bench.search import (
+    Asha,
+    AshaRungs,
     evals_to_reach,
     mean_curve,
     run_search,
@@ -412,3 +415,109 @@ def test_convert_through_the_official_nas_bench_201_api(tmp_path: Path) -> None:
     assert final.at[first, "params"] == pytest.approx(0.5e6)
     assert convert("in-memory", out, api=api, hp="200", final_only=True)["rows"] == 3 * 2
     assert set(load_table(out).df["epoch"]) == {3}  # the 200-epoch stand-in has 3 epochs
+
+
+# --- ASHA replayed on the curves ------------------------------------------------------------
+@pytest.fixture()
+def table9(tmp_path: Path) -> Any:
+    """The synthetic 64-arch table with 9-epoch curves (ASHA rungs at 1, 3 and 9)."""
+    from tests.test_bench_table import make_frame
+
+    return load_table(write_frame(tmp_path / "t9.parquet", make_frame(epochs=9)))
+
+
+@pytest.mark.parametrize(
+    ("grace", "eta", "max_t", "expected"),
+    [(1, 3, 9, [1, 3, 9]), (1, 3, 3, [1, 3]), (1, 2, 3, [1, 2]), (2, 2, 16, [2, 4, 8, 16])],
+)
+def test_asha_rungs_follow_tunes_formula(grace: int, eta: int, max_t: int, expected: list) -> None:
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    assert Asha(grace, eta).milestones(max_t) == expected
+    tune_rungs = sorted(m for m, _ in _Bracket(grace, max_t, eta, 0)._rungs)
+    assert tune_rungs == expected
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_asha_rungs_decide_like_tunes_async_hyperband(seed: int) -> None:
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    rng = np.random.default_rng(seed)
+    tune = AsyncHyperBandScheduler(
+        time_attr="epoch", metric="v", mode="min", max_t=9, grace_period=1, reduction_factor=3
+    )
+    ours = AshaRungs(Asha(1, 3), 9)
+    trials = {f"t{i}": SimpleNamespace(trial_id=f"t{i}") for i in range(40)}
+    epoch = dict.fromkeys(trials, 0)
+    for trial in trials.values():
+        tune.on_trial_add(None, trial)  # type: ignore[arg-type]
+    decisions = 0
+    while epoch:
+        tid = list(epoch)[int(rng.integers(min(len(epoch), 5)))]  # a few run at once
+        epoch[tid] += 1
+        value = float(rng.normal()) if rng.random() > 0.05 else math.nan
+        result = {"epoch": epoch[tid], "v": value}
+        stop = tune.on_trial_result(None, trials[tid], result) == "STOP"  # type: ignore[arg-type]
+        assert ours.on_result(tid, epoch[tid], -value) is stop, (tid, result)
+        decisions += 1
+        if stop:
+            tune.on_trial_complete(None, trials[tid], result)  # type: ignore[arg-type]
+            ours.on_complete(tid, epoch[tid], -value)
+            del epoch[tid]
+    assert decisions > 40
+
+
+def test_asha_replay_stops_trials_and_keeps_only_full_ones_as_incumbents(table9: Any) -> None:
+    run = run_search(table9, "random", budget=30, seed=0, scheduler=Asha(1, 3), **SEARCH)
+    full = run_search(table9, "random", budget=30, seed=0, **SEARCH)
+    assert sorted(run.archs) == sorted(full.archs)  # random: the same proposals
+    assert 0 < run.stopped < 30 and run.epochs < full.epochs == 30 * 9
+    final = table9.final()
+    ids = [table9.space.arch_id(table9.space.from_string(a)) for a in run.archs]
+    assert run.metric_values[0] == pytest.approx(final.at[ids[0], "val_acc"])  # first: full
+    done = [i for i, v in enumerate(run.metric_values) if v == final.at[ids[i], "val_acc"]]
+    best = max(done, key=lambda i: final.at[ids[i], "val_acc"])
+    assert run.best_report[-1] == final.at[ids[best], "test_acc"]
+    assert run.sim_time_s[-1] < full.sim_time_s[-1]
+
+
+def test_asha_replay_feeds_every_continued_epoch_to_the_searcher(table9: Any) -> None:
+    from raynas.bench.search import _Replay
+    from raynas.strategies import get_strategy
+
+    searcher = get_strategy("evolution", table9.space, metric="val_acc", mode="max", seed=0)
+    results: list[tuple[str, int]] = []
+    on_result = searcher.on_trial_result
+    searcher.on_trial_result = lambda t, r: results.append((t, r["epoch"])) or on_result(t, r)  # type: ignore[method-assign]
+    records = _Replay(table9, searcher, seed_mode="mean", seed=0, time_column=None).run(
+        20, Asha(1, 3), 1, "max"
+    )
+    assert len(records) == 20 == len(searcher.history)
+    stopped = [f for f in searcher.fidelities if f is not None]
+    assert stopped and set(stopped) <= {1.0, 3.0}
+    assert all(r.get("censored") for r in records if r["epoch"] < 9)
+    assert ("t000000", 8) in results and ("t000000", 9) not in results  # Tune: not the last
+    epochs_seen = {e for t, e in results if t == "t000000"}
+    assert epochs_seen == set(range(1, 9))  # the first trial always runs its full budget
+    assert set(searcher.rung_pairs) == set(map(float, range(1, 9)))  # its curve links rungs
+
+
+def test_asha_replay_with_a_shorter_budget_and_concurrency(table9: Any) -> None:
+    short = run_search(
+        table9, "random", budget=20, seed=1, scheduler=Asha(1, 3, max_t=3), concurrency=4, **SEARCH
+    )
+    assert short.epochs <= 20 * 3 and short.stopped > 0
+    again = run_search(
+        table9, "random", budget=20, seed=1, scheduler=Asha(1, 3, max_t=3), concurrency=4, **SEARCH
+    )
+    assert again.archs == short.archs
+    np.testing.assert_array_equal(again.best_report, short.best_report)
+    parallel = run_search(table9, "random", budget=20, seed=1, concurrency=4, **SEARCH)
+    serial = run_search(table9, "random", budget=20, seed=1, **SEARCH)
+    assert sorted(parallel.archs) == sorted(serial.archs) and parallel.stopped == 0
+    with pytest.raises(TableError, match="concurrency must be an integer >= 1"):
+        run_search(table9, "random", budget=2, concurrency=0, **SEARCH)
+    with pytest.raises(TableError, match="reduction_factor > 1"):
+        Asha(1, 1)

@@ -26,6 +26,9 @@ TINY = {
     "pareto.py": ["--budget", "20", "--seeds", "2", "--population", "6"],
     "asha_vs_full.py": ["--trials", "3", "--epochs", "2", "--reduction", "2"],
     "pbt_survival.py": ["--trials", "2", "--epochs", "3", "--seeds", "0"],
+    "fidelity_rule.py": [
+        *("--seeds", "2", "--budget", "10", "--strategies", "evolution", "--rules", "cap,rung"),
+    ],
     "gpu_throughput.py": ["--epochs", "1", "--C", "4", "--N", "1"],
     "oneshot_cost.py": [
         *("--methods", "darts-1", "--spaces", "nb201"),

@@ -9,6 +9,13 @@ scored by ``report`` (e.g. search on validation accuracy, report the test accura
 best-by-validation arch). Regret is the table's best ``report`` minus the incumbent's (for
 ``report_mode="max"``; reversed for ``"min"``), so 0 means the best arch of the table.
 
+With ``scheduler=Asha(...)`` the search runs under ASHA-style early stopping replayed on
+the table's learning curves (:class:`Asha`: Ray Tune's ``AsyncHyperBandScheduler`` rule, one
+bracket), and ``concurrency`` trials run at once on a simulated clock: each trial advances an
+epoch at a time, the strategy sees ``on_trial_result`` for every epoch that continues and
+``on_trial_complete`` with the last one, as under Tune. The incumbent is then the best arch
+*trained to its full budget*; a stopped trial never is one.
+
 :func:`run_search_via_tune` runs the same search as a real Tune experiment with the
 ``tabular`` trainable (concurrency 1) and reads the trajectory back from the experiment
 folder: same seed, same trajectory.
@@ -22,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import re
@@ -56,6 +64,8 @@ class SearchRun:
         metric_optimum: Best ``metric`` of the table.
         evals_to_optimum: Evaluations until the incumbent reached ``metric_optimum`` (None:
             not within the budget).
+        epochs: Epochs trained in all (early-stopped trials count the epochs they ran).
+        stopped: Trials a scheduler stopped before their full budget.
     """
 
     strategy: str
@@ -71,6 +81,8 @@ class SearchRun:
     optimum: float = math.nan
     metric_optimum: float = math.nan
     evals_to_optimum: int | None = None
+    epochs: int = 0
+    stopped: int = 0
 
     def at(self, budget: int, what: str = "best_report") -> float:
         """``best_report`` / ``regret`` / ... after ``budget`` evaluations (the last if fewer)."""
@@ -95,7 +107,10 @@ def trajectory(
     report_mode: str,
     time_column: str | None,
 ) -> SearchRun:
-    """Fill ``run``'s incumbent arrays from the evaluated results, in order."""
+    """Fill ``run``'s incumbent arrays from the evaluated results, in order.
+
+    A record with ``censored: True`` (stopped early) takes time but is never the incumbent.
+    """
     sign = 1.0 if mode == "max" else -1.0
     rsign = 1.0 if report_mode == "max" else -1.0
     best: float | None = None
@@ -108,7 +123,8 @@ def trajectory(
     for i, rec in enumerate(records):
         value = finite(rec.get(run.metric))
         run.metric_values.append(value)
-        if value is not None and (best is None or sign * value > sign * best):
+        full = not rec.get("censored")
+        if full and value is not None and (best is None or sign * value > sign * best):
             best = value
             best_report = finite(rec.get(run.report)) or math.nan
         run.best_metric[i] = math.nan if best is None else best
@@ -116,10 +132,83 @@ def trajectory(
         step = finite(rec.get(time_column)) if time_column else None
         clock += step if step is not None else float(rec.get("epoch") or 1)
         run.sim_time_s[i] = clock
+        run.epochs += int(rec.get("epoch") or 1)
+        run.stopped += 0 if full else 1
     run.regret = rsign * (run.optimum - run.best_report)
     hits = np.flatnonzero(np.isclose(run.best_metric, run.metric_optimum, rtol=0, atol=1e-12))
     run.evals_to_optimum = int(hits[0]) + 1 if len(hits) else None
     return run
+
+
+@dataclass(frozen=True)
+class Asha:
+    """ASHA's early-stopping rule (Li et al., MLSys 2020) as Ray Tune applies it, one bracket.
+
+    Rungs sit at ``grace_period * reduction_factor**k`` epochs (``k = 0, 1, ...`` while at most
+    ``max_t``). A trial that reaches a rung it has no result at yet is compared with every
+    result recorded there so far: below their ``1 - 1/reduction_factor`` quantile it stops,
+    else it continues; either way its result is recorded there. At ``max_t`` it is done.
+    Results are compared as "higher is better" (``mode`` applied). This is the promotion
+    logic of ``ray.tune.schedulers.AsyncHyperBandScheduler`` (``brackets=1``,
+    ``stop_last_trials=True``), replayed without Ray.
+
+    Attributes:
+        grace_period: Epochs before the first rung (>= 1).
+        reduction_factor: ``eta`` (> 1): about ``1/eta`` of a rung's trials continue.
+        max_t: The full budget in epochs (None: each run's recorded length).
+    """
+
+    grace_period: int = 1
+    reduction_factor: float = 3
+    max_t: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.grace_period, bool) or not isinstance(self.grace_period, int):
+            raise TableError(f"grace_period must be an integer >= 1, got {self.grace_period!r}")
+        if self.grace_period < 1 or not self.reduction_factor > 1:
+            raise TableError(
+                "ASHA needs grace_period >= 1 and reduction_factor > 1, got "
+                f"({self.grace_period=}, {self.reduction_factor=})"
+            )
+        if self.max_t is not None and self.max_t < self.grace_period:
+            raise TableError(f"max_t must be >= grace_period, got ({self.max_t=})")
+
+    def milestones(self, max_t: int) -> list[float]:
+        """The rungs, in epochs, for a full budget of ``max_t`` (Tune's formula)."""
+        count = int(math.log(max_t / self.grace_period) / math.log(self.reduction_factor) + 1)
+        return [self.grace_period * self.reduction_factor**k for k in range(count)]
+
+
+class AshaRungs:
+    """The recorded results of each rung of one :class:`Asha` run; decides stop/continue."""
+
+    def __init__(self, rule: Asha, max_t: int) -> None:
+        self.rule, self.max_t = rule, max_t
+        self.rungs: list[tuple[float, dict[str, float]]] = [
+            (m, {}) for m in reversed(rule.milestones(max_t))
+        ]
+
+    def on_result(self, trial_id: str, epoch: float, value: float) -> bool:
+        """Whether the trial stops at this result (``value``: higher is better, NaN ok)."""
+        if epoch >= self.max_t:
+            return True
+        return self._record(trial_id, epoch, value)
+
+    def on_complete(self, trial_id: str, epoch: float, value: float) -> None:
+        """Record the last result of a finished trial (Tune does, for the top rung)."""
+        self._record(trial_id, epoch, value)
+
+    def _record(self, trial_id: str, epoch: float, value: float) -> bool:
+        for milestone, recorded in self.rungs:
+            if epoch < milestone or trial_id in recorded:
+                continue
+            cutoff = None
+            if recorded:
+                quantile = (1 - 1 / self.rule.reduction_factor) * 100
+                cutoff = float(np.nanpercentile(list(recorded.values()), quantile))
+            recorded[trial_id] = value
+            return cutoff is not None and value < cutoff
+        return False
 
 
 def _new_run(
@@ -159,6 +248,8 @@ def run_search(
     strategy_args: Mapping[str, Any] | None = None,
     seed_mode: str = "mean",
     time_column: str | None = "auto",
+    scheduler: Asha | None = None,
+    concurrency: int = 1,
 ) -> SearchRun:
     """One search of ``budget`` evaluations, the strategy driven by hand against the table.
 
@@ -175,6 +266,10 @@ def run_search(
         seed_mode: ``"mean"`` over recorded runs, or ``"by_seed"``.
         time_column: The cumulative time column of the simulated clock; ``"auto"`` picks
             the first of :data:`TIME_COLUMNS`; None counts epochs.
+        scheduler: :class:`Asha` to replay early stopping on the learning curves (None:
+            every trial runs its full recorded length).
+        concurrency: Trials running at once on the simulated clock (epoch durations from
+            the time column, else one unit per epoch).
 
     Returns:
         The :class:`SearchRun`.
@@ -183,54 +278,186 @@ def run_search(
         TableError: a column is missing, or the strategy proposed an arch the table lacks.
         StrategyError / RegistryError: a bad strategy or strategy argument.
     """
-    from ray.tune.search import Searcher
-
     from raynas.strategies import get_strategy
 
     run, report, report_mode = _new_run(
         table, strategy, seed, metric, report, mode, report_mode, seed_mode
     )
     tcol = _time_column(table, time_column)
-    view = table.final(seed_mode=seed_mode, seed=seed)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise TableError(f"concurrency must be an integer >= 1, got {concurrency!r}")
     searcher = get_strategy(
         strategy, table.space, metric=metric, mode=mode, seed=seed, **dict(strategy_args or {})
     )
-    records: list[Mapping[str, Any]] = []
-    for i in range(int(budget)):
-        trial_id = f"t{i:06d}"
-        suggestion = searcher.suggest(trial_id)
+    replay = _Replay(table, searcher, seed_mode=seed_mode, seed=seed, time_column=tcol)
+    if scheduler is None and concurrency == 1:
+        records = replay.one_at_a_time(int(budget))
+    else:
+        records = replay.run(int(budget), scheduler, concurrency, mode)
+    run.archs = [str(r["arch_str"]) for r in records]
+    return trajectory(run, records, mode=mode, report_mode=report_mode, time_column=tcol)
+
+
+class _Replay:
+    """Evaluations of a searcher's proposals replayed from a table."""
+
+    def __init__(
+        self,
+        table: BenchTable,
+        searcher: Any,
+        *,
+        seed_mode: str,
+        seed: int,
+        time_column: str | None,
+    ) -> None:
+        self.table, self.searcher = table, searcher
+        self.seed_mode, self.seed, self.time_column = seed_mode, seed, time_column
+        self.view = table.final(seed_mode=seed_mode, seed=seed)
+        self.columns = ["epoch", *table.metrics]
+
+    def _suggest(self, trial_id: str, running: int) -> tuple[dict[str, Any], str] | str | None:
+        """``(arch, arch_id)``, ``"finished"`` or None (the strategy waits)."""
+        from ray.tune.search import Searcher
+
+        suggestion = self.searcher.suggest(trial_id)
         if suggestion == Searcher.FINISHED:
-            break
+            return "finished"
         if not isinstance(suggestion, dict):
+            if running:
+                return None
             from raynas.strategies.base import StrategyError
 
             raise StrategyError(
-                f"strategy {strategy!r} proposed nothing (suggest returned {suggestion!r}) "
-                "with no evaluation running; it cannot run at concurrency 1"
+                f"strategy {self.searcher.name!r} proposed nothing (suggest returned "
+                f"{suggestion!r}) with no evaluation running; it cannot run like this"
             )
         arch = suggestion["arch"]
-        arch_id = table.space.arch_id(arch)
-        if arch_id not in view.index:
-            table.rows(arch)  # raises ArchNotInTable with the full message
+        arch_id = self.table.space.arch_id(arch)
+        if arch_id not in self.view.index:
+            self.table.rows(arch)  # raises ArchNotInTable with the full message
             raise TableError(
-                f"arch {table.space.to_string(arch)!r} has no run with seed "
-                f"{table.record_seed(seed)}; use seed_mode 'mean'"
+                f"arch {self.table.space.to_string(arch)!r} has no run with seed "
+                f"{self.table.record_seed(self.seed)}; use seed_mode 'mean'"
             )
-        arch_str = table.space.to_string(arch)
+        return arch, arch_id
+
+    def final_result(self, arch: dict[str, Any], arch_id: str) -> dict[str, Any]:
+        """The last recorded epoch of ``arch`` (the replay view), as a trial's result."""
         result: dict[str, Any] = {
-            str(k): (None if v != v else v) for k, v in view.loc[arch_id].items()
+            str(k): (None if v != v else v) for k, v in self.view.loc[arch_id].items()
         }
         result.update(
-            epoch=int(view.at[arch_id, "epoch"]),
+            epoch=int(self.view.at[arch_id, "epoch"]),
             status="ok",
             done=True,
             arch_id=arch_id,
-            arch_str=arch_str,
+            arch_str=self.table.space.to_string(arch),
         )
-        searcher.on_trial_complete(trial_id, result)
-        run.archs.append(arch_str)
-        records.append(result)
-    return trajectory(run, records, mode=mode, report_mode=report_mode, time_column=tcol)
+        return result
+
+    def one_at_a_time(self, budget: int) -> list[dict[str, Any]]:
+        """Each proposal evaluated to its full length before the next (no curves)."""
+        records = []
+        for i in range(budget):
+            trial_id = f"t{i:06d}"
+            out = self._suggest(trial_id, 0)
+            if not isinstance(out, tuple):
+                break
+            result = self.final_result(*out)
+            self.searcher.on_trial_complete(trial_id, result)
+            records.append(result)
+        return records
+
+    def run(
+        self, budget: int, scheduler: Asha | None, concurrency: int, mode: str
+    ) -> list[dict[str, Any]]:
+        """Trials advance an epoch at a time on a simulated clock; records in finish order."""
+        sign = 1.0 if mode == "max" else -1.0
+        metric = self.searcher.metric
+        events: list[tuple[float, int, str]] = []  # (time the next epoch ends, order, trial)
+        trials: dict[str, dict[str, Any]] = {}
+        rungs: AshaRungs | None = None
+        records: list[dict[str, Any]] = []
+        clock, started, finished = 0.0, 0, False
+        max_t = None if scheduler is None else scheduler.max_t or int(self.table.df["epoch"].max())
+        if scheduler is not None and max_t is not None:
+            rungs = AshaRungs(scheduler, max_t)
+        while True:
+            while not finished and started < budget and len(trials) < concurrency:
+                trial_id = f"t{started:06d}"
+                out = self._suggest(trial_id, len(trials))
+                if out is None:
+                    break
+                if isinstance(out, str):
+                    finished = True
+                    break
+                arch, arch_id = out
+                curve = self.table.curve_array(arch, seed_mode=self.seed_mode, seed=self.seed)
+                whole = len(curve)
+                if max_t is not None:  # the budget ends at max_t epochs
+                    curve = curve[: max(1, int((curve[:, 0] <= max_t).sum()))]
+                trials[trial_id] = {
+                    "arch": arch,
+                    "arch_id": arch_id,
+                    "curve": curve,
+                    "k": 0,
+                    "whole": len(curve) == whole,
+                }
+                heapq.heappush(events, (clock + self._duration(curve, 0), started, trial_id))
+                started += 1
+            if not events:
+                return records
+            clock, order, trial_id = heapq.heappop(events)
+            trial = trials[trial_id]
+            curve, k = trial["curve"], trial["k"]
+            result = self._epoch_result(trial, k)
+            last = k + 1 >= len(curve)
+            value = finite(result.get(metric or ""))
+            signed = math.nan if value is None else sign * value
+            stop = last or (
+                rungs is not None and rungs.on_result(trial_id, result["epoch"], signed)
+            )
+            if not stop:
+                self.searcher.on_trial_result(trial_id, result)
+                trial["k"] = k + 1
+                heapq.heappush(events, (clock + self._duration(curve, k + 1), order, trial_id))
+                continue
+            if rungs is not None:
+                rungs.on_complete(trial_id, result["epoch"], signed)
+            if last and trial["whole"]:
+                result = self.final_result(trial["arch"], trial["arch_id"])
+            elif last:
+                result["done"] = True
+            else:
+                result["censored"] = True
+            del trials[trial_id]
+            self.searcher.on_trial_complete(trial_id, result)
+            records.append(result)
+
+    def _epoch_result(self, trial: dict[str, Any], k: int) -> dict[str, Any]:
+        row = trial["curve"][k]
+        result: dict[str, Any] = {
+            c: (None if v != v else float(v)) for c, v in zip(self.columns, row)
+        }
+        result.update(
+            epoch=int(row[0]),
+            epochs_total=int(trial["curve"][-1, 0]),
+            status="ok",
+            arch_id=trial["arch_id"],
+            arch_str=self.table.space.to_string(trial["arch"]),
+        )
+        return result
+
+    def _duration(self, curve: np.ndarray, k: int) -> float:
+        """Simulated seconds of epoch ``k`` (the time column is cumulative)."""
+        if self.time_column is None:
+            return float(curve[k, 0] - (curve[k - 1, 0] if k else 0.0))
+        col = 1 + self.table.metrics.index(self.time_column)
+        now = finite(curve[k, col])
+        before = finite(curve[k - 1, col]) if k else 0.0
+        if now is None or before is None:
+            return 1.0
+        return max(now - before, 0.0)
 
 
 def run_searches(

@@ -12,7 +12,12 @@ import inspect
 from typing import Any
 
 from raynas.registry import STRATEGIES, RegistryError
-from raynas.strategies.base import NASSearcher, StrategyError, result_score
+from raynas.strategies.base import (
+    InfeasibleSpaceError,
+    NASSearcher,
+    StrategyError,
+    result_score,
+)
 
 #: Built-in strategy modules, imported when the registry is first used.
 _BUILTIN_MODULES = (
@@ -82,6 +87,7 @@ for _mod in _BUILTIN_MODULES:
             raise
 
 __all__ = [
+    "InfeasibleSpaceError",
     "NASSearcher",
     "StrategyError",
     "get_strategy",

@@ -1,25 +1,34 @@
 """``NASSearcher``: the plumbing every NAS strategy needs, over Ray Tune's ``Searcher``.
 
-A strategy implements two methods:
+A strategy implements two methods, and may implement a third:
 
 - ``propose() -> arch | None``: the next architecture to evaluate, or None to wait for results;
 - ``observe(arch, score, result)``: a finished evaluation. ``score`` is the objective turned
-  to "higher is better" (the sign of ``mode`` is handled here, once), or None when the trial
-  gave no usable value (error, NaN/inf, metric missing, ``status: constraint_violated`` or
-  ``diverged``): treat None as the worst value; :meth:`NASSearcher.worst_score` gives a number.
+  to "higher is better" (the sign of ``mode`` is handled here, once) at the fidelity the trial
+  reached, or None when the trial gave no usable value (error, NaN/inf, metric missing,
+  ``status: constraint_violated`` or ``diverged``). The observation is ``self.history[-1]``;
+- ``on_infeasible(arch, violations)``: a proposal the constraint check refused (see below).
+
+Scores the strategies learn from (:mod:`raynas.strategies.scores`): a strategy that compares
+or fits observations uses :meth:`NASSearcher.values` (or :meth:`value`), resolved *at use
+time* from everything observed so far, never a number it stored when the result came:
+
+- a failure is None there and ranks below every valid result; :meth:`worst_score` gives a
+  number below every valid value seen so far (None before any), for strategies that need one;
+- an early-stopped trial (ASHA, HyperBand, median stopping) is compared within its rung: its
+  score at epoch ``f`` is read on the full-budget scale through the full-budget trials' own
+  scores at epoch ``f`` (recorded from ``on_trial_result``). ``result`` carries ``fidelity``
+  (epochs trained) and ``censored: True``.
+
+A trial whose architecture a scheduler changed (PBT-evolution) is observed under the
+architecture it ended with.
 
 The base owns the rest: trial-to-arch bookkeeping, no duplicate trials in discrete spaces
 (a duplicate proposal is re-proposed; after ``MAX_REPROPOSE`` tries an unseen member is
 drawn), ``FINISHED`` when the space is exhausted, metric and mode, a per-instance seeded RNG,
-and ``save``/``restore`` of the complete state, RNGs included, so a restored searcher proposes
-exactly what an uninterrupted one would.
-
-Fidelity: a trial that a scheduler (ASHA, HyperBand, median) stopped before the full number
-of epochs reports a score at a lower fidelity. It was stopped because peers beat it *at that
-fidelity*, so it is observed as censored: its score is capped at the worst score of any
-fully trained child seen so far (it never outranks a full-budget result), and ``result``
-carries ``fidelity`` (epochs trained) and ``censored: True``. A trial whose architecture a
-scheduler changed (PBT-evolution) is observed under the architecture it ended with.
+driver-side constraints (:meth:`set_constraint_check`), synchronous batches
+(:meth:`set_sync_batch`), and ``save``/``restore`` of the complete state, RNGs included, so a
+restored searcher proposes exactly what an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from __future__ import annotations
 import copy
 import math
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,15 +44,28 @@ import numpy as np
 from ray.tune.search import Searcher
 
 from raynas.space import Arch, Space
+from raynas.strategies.scores import resolve_values, worst_below
 
 #: Result statuses that mean "no usable objective value".
 FAILED_STATUSES = frozenset({"constraint_violated", "diverged", "error", "oom"})
 MAX_REPROPOSE = 50
 ENUMERATE_UNSEEN_LIMIT = 200_000
+#: Refused candidates in a row before ``suggest`` gives up (``set_constraint_check``).
+MAX_REFUSALS = 200
+#: Refused candidates kept, with their violations, in ``refused_examples``.
+REFUSED_EXAMPLES = 5
+
+#: ``arch -> violated constraints`` (empty: feasible), computed on the driver.
+ConstraintCheck = Callable[[Arch], Sequence[str]]
 
 
 class StrategyError(ValueError):
     """A strategy that cannot work on the given space or with the given arguments."""
+
+
+class InfeasibleSpaceError(StrategyError):
+    """The constraint check refused so many candidates in a row that the constraints seem to
+    exclude the space (or every member of a finite space)."""
 
 
 def check_int(name: str, value: Any, minimum: int) -> int:
@@ -71,6 +93,12 @@ def result_score(
     return value if mode == "max" else -value
 
 
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 class NASSearcher(Searcher):
     """Base class of every raynas strategy (a Ray Tune ``Searcher``).
 
@@ -86,6 +114,12 @@ class NASSearcher(Searcher):
     name: ClassVar[str] = "base"
     #: Whether the strategy needs a discrete space.
     needs_discrete: ClassVar[bool] = False
+    #: Attributes left out of ``get_state`` and kept by ``set_state``: wiring, not search state.
+    TRANSIENT_BASE: ClassVar[tuple[str, ...]] = (
+        "_constraint_check",
+        "_max_refusals",
+        "_values_cache",
+    )
 
     def __init__(
         self,
@@ -112,10 +146,31 @@ class NASSearcher(Searcher):
         self.allow_repeats = allow_repeats
         self.live: dict[str, Arch] = {}
         self.seen: set[str] = set()
+        #: (arch, score at the fidelity reached; None = failed), in observation order.
         self.history: list[tuple[Arch, float | None]] = []
+        #: Per history entry: epochs trained when a scheduler stopped it; None = full budget.
+        self.fidelities: list[float | None] = []
         self.last_results: dict[str, dict[str, Any]] = {}
         self.max_fidelity: int | None = None
-        self.full_scores: list[float] = []
+        #: Per live trial: its score at each epoch it reported (``on_trial_result``).
+        self.curves: dict[str, dict[float, float]] = {}
+        #: Per epoch: (score at that epoch, full-budget score) of every full-budget trial.
+        self.rung_pairs: dict[float, list[tuple[float, float]]] = {}
+        #: Candidates the constraint check refused (never trials), a few examples, the ids.
+        self.refused = 0
+        self.refused_examples: list[dict[str, Any]] = []
+        self.refused_ids: set[str] = set()
+        self.refusal_streak = 0
+        self._constraint_check: ConstraintCheck | None = None
+        self._max_refusals = MAX_REFUSALS
+        #: Synchronous batches (``set_sync_batch``): size, the current batch's trial ids in
+        #: suggestion order, whether it takes no more trials, and completions held back.
+        self.sync_batch: int | None = None
+        self.batch: list[str] = []
+        self.batch_closed = False
+        self.batch_done: dict[str, tuple[dict[str, Any] | None, bool]] = {}
+        self.batches_done = 0
+        self._values_cache: tuple[int, np.ndarray] | None = None
 
     # --- the strategy API -----------------------------------------------------------
     def propose(self) -> Arch | None:
@@ -123,29 +178,60 @@ class NASSearcher(Searcher):
         raise NotImplementedError
 
     def observe(self, arch: Arch, score: float | None, result: Mapping[str, Any] | None) -> None:
-        """Learn from a finished evaluation (``score`` None: failed, treat as worst)."""
+        """Learn from a finished evaluation (``score`` None: failed; see :meth:`values`)."""
 
-    # --- helpers for strategies -----------------------------------------------------
+    def on_infeasible(self, arch: Arch, violations: Sequence[str]) -> None:
+        """A proposal the constraint check refused: it is never evaluated, is not an
+        observation of the objective, and is marked seen (no strategy proposes it again).
+        Strategies that track their own proposals (TPE's suggestions, REINFORCE's samples)
+        forget it here."""
+
+    # --- scores, resolved at use time -------------------------------------------------
+    def values(self) -> np.ndarray:
+        """The comparable value of every ``history`` entry now (NaN: failed), higher better.
+
+        Full-budget scores as observed; early-stopped ones compared within their rung (see
+        :mod:`raynas.strategies.scores`). Recomputed after each observation, so a strategy
+        must read them when it compares, not keep them. Do not modify the array.
+        """
+        n = len(self.history)
+        if self._values_cache is None or self._values_cache[0] != n:
+            self._values_cache = (n, self._compute_values())
+        return self._values_cache[1]
+
+    def _compute_values(self) -> np.ndarray:
+        return resolve_values([s for _, s in self.history], self.fidelities, self.rung_pairs)
+
+    def value(self, index: int) -> float | None:
+        """:meth:`values` of one history entry; None when it failed."""
+        v = float(self.values()[index])
+        return v if math.isfinite(v) else None
+
+    def worst_score(self) -> float | None:
+        """A number below every valid value seen so far, for failures; None before any.
+
+        Only valid for the moment it is asked: later results may fall below it, so a
+        strategy fills failures in when it uses them (:meth:`filled_values`).
+        """
+        return worst_below(self.values())
+
+    def filled_values(self) -> np.ndarray:
+        """:meth:`values` with failures at :meth:`worst_score` (all 0.0 if all failed)."""
+        vals = self.values()
+        worst = self.worst_score()
+        return np.where(np.isfinite(vals), vals, 0.0 if worst is None else worst)
+
     @property
     def observed_scores(self) -> list[float]:
+        """The valid raw scores (each at the fidelity its trial reached)."""
         return [s for _, s in self.history if s is not None]
 
-    def worst_score(self) -> float:
-        """A number for failed trials: below every valid score seen so far."""
-        scores = self.observed_scores
-        if not scores:
-            return 0.0
-        lo, hi = min(scores), max(scores)
-        return lo - max(hi - lo, abs(lo) * 0.1, 1e-3)
-
-    def score_or_worst(self, score: float | None) -> float:
-        return self.worst_score() if score is None else score
-
+    # --- helpers for strategies -----------------------------------------------------
     def is_seen(self, arch: Arch) -> bool:
         return self.space.arch_id(arch) in self.seen
 
     def random_unseen(self) -> Arch | None:
-        """A member not yet evaluated nor in flight (None when the space is exhausted)."""
+        """A member not yet evaluated, in flight nor refused (None when none is left)."""
         for _ in range(MAX_REPROPOSE):
             arch = self.space.sample(self.rng)
             if self.space.arch_id(arch) not in self.seen:
@@ -161,6 +247,55 @@ class NASSearcher(Searcher):
     def exhausted(self) -> bool:
         card = self.space.cardinality
         return not self.allow_repeats and card is not None and len(self.seen) >= card
+
+    # --- wiring: constraints and synchronous batches -----------------------------------
+    def set_constraint_check(
+        self, check: ConstraintCheck | None, *, max_tries: int = MAX_REFUSALS
+    ) -> None:
+        """Check each proposal on the driver; refuse violators before they become trials.
+
+        ``suggest`` asks ``check(arch)`` for the violated constraints of each candidate; a
+        candidate with any is refused: counted in ``refused``, kept in ``refused_examples``
+        (the first :data:`REFUSED_EXAMPLES`, ``{"arch", "violations"}``), marked seen (never
+        proposed again), reported to the strategy by :meth:`on_infeasible`, and the strategy
+        is asked again. A refusal costs no trial of the budget. When ``max_tries`` candidates
+        in a row are refused, or a finite space runs out before any candidate passed,
+        ``suggest`` raises :class:`InfeasibleSpaceError` naming the constraints violated; a
+        finite space that runs out after some passed ends with ``FINISHED`` as usual.
+
+        The check is wiring, not state: ``save`` leaves it out and ``restore`` keeps the one
+        set on the instance; set it again on a fresh searcher. Errors of ``check`` propagate.
+
+        Args:
+            check: ``arch -> violated constraints`` (empty when feasible); None removes it.
+            max_tries: Refusals in a row before giving up (an integer >= 1).
+
+        Example:
+            >>> searcher.set_constraint_check(
+            ...     lambda arch: ["params <= 1e6"] if count_params(arch) > 1e6 else [])
+        """
+        check_int("max_tries", max_tries, 1)
+        if check is not None and not callable(check):
+            raise StrategyError(f"check must be callable or None, got {check!r}")
+        self._constraint_check = check
+        self._max_refusals = max_tries
+
+    def set_sync_batch(self, n: int | None) -> None:
+        """Propose in synchronous batches of ``n``: the same trajectory at any concurrency.
+
+        Batch ``i`` is proposed only once every trial of the batches before it completed,
+        and their results are observed in suggestion order, not completion order;
+        ``suggest`` returns None while it waits. A batch also closes early when the strategy
+        itself waits (``propose`` returns None) or the space is exhausted. Trials beyond the
+        batch's size are not started, so a concurrency above ``n`` leaves slots idle. Part of
+        the saved state; call it before the first ``suggest``. None: asynchronous (default).
+
+        Args:
+            n: Batch size (an integer >= 1), or None.
+        """
+        if n is not None:
+            check_int("n", n, 1)
+        self.sync_batch = n
 
     # --- Tune's Searcher API ----------------------------------------------------------
     def set_search_properties(
@@ -179,35 +314,120 @@ class NASSearcher(Searcher):
         return True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
-        if self.exhausted():
-            return Searcher.FINISHED
-        arch: Arch | None = None
+        if self.sync_batch is None:
+            return self._suggest_one(trial_id)
+        while True:
+            if self.batch_closed:
+                if any(t not in self.batch_done for t in self.batch):
+                    return None
+                self._flush_batch()
+            out = self._suggest_one(trial_id)
+            if isinstance(out, dict):
+                self.batch.append(trial_id)
+                self.batch_closed = len(self.batch) >= self.sync_batch
+                return out
+            if not self.batch:
+                return out
+            self.batch_closed = True  # the strategy waits, or the space is exhausted
+            if out == Searcher.FINISHED:
+                if all(t in self.batch_done for t in self.batch):
+                    self._flush_batch()
+                return out
+
+    def _suggest_one(self, trial_id: str) -> dict[str, Any] | str | None:
+        while True:
+            arch = self._finished() if self.exhausted() else self._candidate()
+            if arch is None or isinstance(arch, str):
+                return arch  # the strategy waits, or FINISHED
+            violations = list(self._constraint_check(arch)) if self._constraint_check else []
+            if not violations:
+                break
+            self._refuse(arch, violations)
+        self.refusal_streak = 0
+        self.seen.add(self.space.arch_id(arch))
+        self.live[trial_id] = arch
+        return {"arch": copy.deepcopy(arch)}
+
+    def _finished(self) -> str:
+        """``FINISHED``; an error when every candidate of the finite space was refused."""
+        if self.refusal_streak and len(self.seen) <= len(self.refused_ids):
+            raise self._infeasible("every member of the space violates them")
+        return Searcher.FINISHED  # type: ignore[no-any-return]
+
+    def _candidate(self) -> Arch | str | None:
+        """A canonical unseen proposal (a random unseen member after ``MAX_REPROPOSE``
+        duplicates), None when the strategy waits, ``FINISHED`` when none is left."""
         for _ in range(MAX_REPROPOSE):
             arch = self.propose()
             if arch is None:
                 return None
             arch = self.space.canonical(arch)
-            if self.allow_repeats or self.space.arch_id(arch) not in self.seen:
-                break
-            arch = None
-        if arch is None:
-            arch = self.random_unseen()
-            if arch is None:
-                return Searcher.FINISHED
-        arch = self.space.canonical(arch)
-        self.seen.add(self.space.arch_id(arch))
-        self.live[trial_id] = arch
-        return {"arch": copy.deepcopy(arch)}
+            key = self.space.arch_id(arch)
+            if key not in self.refused_ids and (self.allow_repeats or key not in self.seen):
+                return arch
+        fallback = self.random_unseen()
+        if fallback is None:
+            return self._finished()
+        return self.space.canonical(fallback)
+
+    def _refuse(self, arch: Arch, violations: list[str]) -> None:
+        key = self.space.arch_id(arch)
+        self.refused += 1
+        self.refusal_streak += 1
+        if len(self.refused_examples) < REFUSED_EXAMPLES:
+            self.refused_examples.append({"arch": copy.deepcopy(arch), "violations": violations})
+        self.refused_ids.add(key)
+        self.seen.add(key)
+        self.on_infeasible(arch, violations)
+        if self.refusal_streak >= self._max_refusals:
+            raise self._infeasible(f"{self.refusal_streak} candidates in a row violated them")
+
+    def _infeasible(self, what: str) -> InfeasibleSpaceError:
+        example = self.refused_examples[-1] if self.refused_examples else None
+        shown = (
+            f"; e.g. {self.space.to_string(example['arch'])} violates {example['violations']}"
+            if example
+            else ""
+        )
+        return InfeasibleSpaceError(
+            f"strategy {self.name!r}: the constraints exclude space {self.space.name!r}: {what} "
+            f"({self.refused} refused in all{shown}); relax the constraints, or raise "
+            f"max_tries (now {self._max_refusals})"
+        )
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        if trial_id in self.live:
-            self.last_results[trial_id] = dict(result)
+        if trial_id not in self.live or trial_id in self.batch_done:
+            return
+        self.last_results[trial_id] = dict(result)
+        score = result_score(result, self.metric or "", self.mode or "max")
+        epoch = _number(result.get("epoch"))
+        if score is not None and epoch is not None and self.metric is not None:
+            self.curves.setdefault(trial_id, {})[epoch] = score
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
+        if trial_id not in self.live or trial_id in self.batch_done:
+            return
+        if self.sync_batch is not None and trial_id in self.batch:
+            self.batch_done[trial_id] = (None if result is None else dict(result), error)
+            if self.batch_closed and all(t in self.batch_done for t in self.batch):
+                self._flush_batch()
+            return
+        self._observe_trial(trial_id, result, error)
+
+    def _flush_batch(self) -> None:
+        """Observe the finished batch in suggestion order and open the next one."""
+        batch, done = self.batch, self.batch_done
+        self.batch, self.batch_done, self.batch_closed = [], {}, False
+        self.batches_done += 1
+        for trial_id in batch:
+            self._observe_trial(trial_id, *done[trial_id])
+
+    def _observe_trial(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
         arch = self.live.pop(trial_id, None)
         last = self.last_results.pop(trial_id, None)
+        curve = self.curves.pop(trial_id, {})
         if arch is None:
             return
         if result is None:
@@ -218,34 +438,44 @@ class NASSearcher(Searcher):
         score = result_score(result, self.metric or "", self.mode or "max", error=error)
         if self.metric is None:
             score = None
-        if score is not None and result is not None:
-            score, result = self._fidelity_adjusted(score, result)
+        fidelity = self._fidelity(result)
+        if fidelity is not None and result is not None:
+            result = {**result, "fidelity": fidelity, "censored": True}
+        elif score is not None and curve:  # a full-budget trial: its curve links the rungs
+            end = _number((result or {}).get("epoch")) or max(curve)
+            for epoch, at in curve.items():
+                if epoch < end:
+                    self.rung_pairs.setdefault(epoch, []).append((at, score))
         self.history.append((arch, score))
+        self.fidelities.append(fidelity)
         self.observe(arch, score, result)
 
-    def _fidelity_adjusted(
-        self, score: float, result: Mapping[str, Any]
-    ) -> tuple[float, dict[str, Any]]:
-        """Cap an early-stopped (lower-fidelity) score below every full-fidelity score."""
-        epoch = result.get("epoch")
+    def _fidelity(self, result: Mapping[str, Any] | None) -> float | None:
+        """Epochs trained when the trial stopped before its full budget, else None."""
+        if not result:
+            return None
+        epoch = _number(result.get("epoch"))
         # A replayed run (tabular trainable) says its own length.
-        full = result.get("epochs_total") or self.max_fidelity
-        if not isinstance(full, int | float) or not isinstance(epoch, int | float):
-            return score, dict(result)
-        if epoch >= full:
-            self.full_scores.append(score)
-            return score, dict(result)
-        if self.full_scores:
-            score = min(score, min(self.full_scores))
-        return score, {**result, "fidelity": epoch, "censored": True}
+        full = _number(result.get("epochs_total") or self.max_fidelity)
+        if epoch is None or full is None or epoch >= full:
+            return None
+        return epoch
 
     # --- state ------------------------------------------------------------------------
+    def _transient(self) -> tuple[str, ...]:
+        return self.TRANSIENT_BASE
+
     def get_state(self) -> dict[str, Any]:
-        """Everything needed to continue the same search, RNGs included."""
-        return copy.deepcopy(self.__dict__)
+        """Everything needed to continue the same search, RNGs included (no wiring)."""
+        skip = set(self._transient())
+        return copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in skip})
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(copy.deepcopy(state))
+        skip = set(self._transient())
+        self.__dict__.update(copy.deepcopy({k: v for k, v in state.items() if k not in skip}))
+        self._values_cache = None
+        if len(self.fidelities) != len(self.history):  # a checkpoint from before fidelities
+            self.fidelities = [None] * len(self.history)
 
     def save(self, checkpoint_path: str) -> None:
         path = Path(checkpoint_path)

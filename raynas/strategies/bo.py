@@ -261,7 +261,8 @@ class NeuralEnsembleBO(NASSearcher):
 
     def _candidates(self) -> list[tuple[Arch, str, np.ndarray]]:
         """Unseen ``(arch, arch_id, features)``: mutants of the ``top_k`` best, and randoms."""
-        ranked = sorted((-s, i) for i, (_, s) in enumerate(self.history) if s is not None)
+        values = self.values()
+        ranked = sorted((-float(v), i) for i, v in enumerate(values) if np.isfinite(v))
         parents = [self.history[i][0] for _, i in ranked[: self.top_k]]
         n_random = max(1, round(self.num_candidates * RANDOM_FRACTION))
         n_mutants = self.num_candidates - n_random if parents else 0
@@ -333,9 +334,9 @@ class NeuralEnsembleBO(NASSearcher):
 
     # --- surrogate --------------------------------------------------------------------
     def _targets(self) -> np.ndarray:
-        """Standardised scores of ``self.history``; failed trials get the worst score."""
-        worst = self.worst_score()
-        y = np.asarray([worst if s is None else s for _, s in self.history], dtype=np.float64)
+        """Standardised values of ``self.history`` as resolved now (early-stopped trials
+        within their rung); failed trials one spread below the worst valid value."""
+        y = np.asarray(self.filled_values(), dtype=np.float64)
         sd = float(y.std())
         return ((y - y.mean()) / (sd if sd > 1e-12 else 1.0)).astype(np.float32)
 

@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from raynas.space import Arch, Space
 from raynas.strategies import register_strategy
 from raynas.strategies.base import NASSearcher, StrategyError, check_int
@@ -24,7 +26,9 @@ class RegularizedEvolution(NASSearcher):
     """Regularized evolution: tournament selection, mutation, the oldest member dies.
 
     Works on every space (continuous decisions mutate by resampling). A failed trial joins
-    the population with the lowest rank, so it ages out like any other member.
+    the population with the lowest rank, so it ages out like any other member. Members are
+    compared by :meth:`~raynas.strategies.base.NASSearcher.values` at each tournament (an
+    early-stopped member within its rung), never by a number kept from when it arrived.
 
     Args:
         space: The search space.
@@ -70,8 +74,8 @@ class RegularizedEvolution(NASSearcher):
         self.population_size = population_size
         self.sample_size = sample_size
         self.crossover_prob = float(crossover_prob)
-        #: (arch, score) of the most recent results, oldest first; score None = failed.
-        self.population: deque[tuple[Arch, float | None]] = deque(maxlen=population_size)
+        #: (arch, history index) of the most recent results, oldest first.
+        self.population: deque[tuple[Arch, int]] = deque(maxlen=population_size)
 
     def propose(self) -> Arch | None:
         if len(self.population) < self.population_size or self.space.cardinality == 1:
@@ -82,14 +86,16 @@ class RegularizedEvolution(NASSearcher):
         return self.space.mutate(parent, self.rng)
 
     def observe(self, arch: Arch, score: float | None, result: Mapping[str, Any] | None) -> None:
-        self.population.append((arch, score))  # maxlen: the oldest member dies
+        self.population.append((arch, len(self.history) - 1))  # maxlen: the oldest dies
 
     def _tournament(self) -> Arch:
         """The best of ``sample_size`` members drawn without replacement (failed rank last)."""
         picks = self.rng.choice(len(self.population), size=self.sample_size, replace=False)
-        best_arch, best_score = self.population[int(picks[0])]
+        values = self.values()
+        best_arch, index = self.population[int(picks[0])]
+        best = values[index]  # NaN (failed) loses every comparison
         for i in picks[1:]:
-            arch, score = self.population[int(i)]
-            if score is not None and (best_score is None or score > best_score):
-                best_arch, best_score = arch, score
+            arch, index = self.population[int(i)]
+            if values[index] > best or (np.isnan(best) and not np.isnan(values[index])):
+                best_arch, best = arch, values[index]
         return best_arch

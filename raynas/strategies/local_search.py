@@ -13,7 +13,7 @@ ones are still in flight; once every neighbour of the centre is proposed, ``prop
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from raynas.space import Arch, Space
@@ -50,8 +50,8 @@ class LocalSearch(NASSearcher):
             )
         super().__init__(space, **kwargs)
         self.first_improvement = first_improvement
-        #: Scores of finished trials by arch id (None: failed).
-        self.scores: dict[str, float | None] = {}
+        #: History index of each finished arch (its latest result); compared by value.
+        self.index: dict[str, int] = {}
         self.center: Arch | None = None
         self.center_id: str | None = None
         #: (arch id, arch) of the centre's neighbours not yet proposed (popped from the end).
@@ -87,7 +87,18 @@ class LocalSearch(NASSearcher):
             self.moves += 1
 
     def observe(self, arch: Arch, score: float | None, result: Mapping[str, Any] | None) -> None:
-        self.scores[self.space.arch_id(arch)] = score
+        self.index[self.space.arch_id(arch)] = len(self.history) - 1
+
+    def on_infeasible(self, arch: Arch, violations: Sequence[str]) -> None:
+        key = self.space.arch_id(arch)
+        if key == self.center_id:
+            self.center, self.center_id = None, None  # an infeasible start: restart
+        self.neighbourhood.pop(key, None)  # never evaluated: do not wait for it
+
+    def score(self, arch_id: str) -> float | None:
+        """The value of a finished arch now (None: failed or not finished)."""
+        i = self.index.get(arch_id)
+        return None if i is None else self.value(i)
 
     # --- internals --------------------------------------------------------------------
     def _restart(self) -> Arch | None:
@@ -109,11 +120,11 @@ class LocalSearch(NASSearcher):
 
     def _best_improvement(self) -> Arch | None:
         """The best finished neighbour that beats the finished centre, if any."""
-        if self.center_id not in self.scores:
+        if self.center_id not in self.index:
             return None
-        best_id, best = None, self.scores[self.center_id]
+        best_id, best = None, self.score(self.center_id)
         for i in self.neighbourhood:
-            s = self.scores.get(i)
+            s = self.score(i)
             if s is not None and (best is None or s > best):
                 best_id, best = i, s
         return None if best_id is None else self.neighbourhood[best_id]
@@ -125,12 +136,12 @@ class LocalSearch(NASSearcher):
         the caller); they are then left out rather than waited for forever.
         """
         can_wait = bool(self.live)
-        if self.center_id not in self.scores and can_wait:
+        if self.center_id not in self.index and can_wait:
             return "wait", None
-        best_id, best = None, self.scores.get(self.center_id or "")
-        finished = [i for i in self.neighbourhood if i in self.scores]
+        best_id, best = None, self.score(self.center_id or "")
+        finished = [i for i in self.neighbourhood if i in self.index]
         for i in finished:
-            s = self.scores[i]
+            s = self.score(i)
             if s is not None and (best is None or s > best):
                 best_id, best = i, s
         if len(finished) < len(self.neighbourhood) and can_wait:

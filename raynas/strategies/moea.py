@@ -168,6 +168,10 @@ class MOEA(NASSearcher):
         self.population: list[tuple[Arch, list[float] | None]] = []
         #: Selection key per member: (front index, -crowding); lower is better.
         self.keys: list[tuple[float, float]] = []
+        #: Per member: its history index when its primary objective is the base's score (then
+        #: re-read from ``values()`` at each ranking: an early-stopped member within its
+        #: rung), else None.
+        self.member_index: list[int | None] = []
 
     # --- objectives ---------------------------------------------------------------------
     def active_objectives(self) -> list[tuple[str, str]]:
@@ -183,7 +187,7 @@ class MOEA(NASSearcher):
         objs = self.active_objectives()
         first_metric, first_mode = objs[0]
         if first_metric == self.metric and first_mode == (self.mode or "max"):
-            primary = score  # the base's score: fidelity-capped, failures are None
+            primary = score  # the base's score (failures are None); re-read in _rank
         else:
             primary = None if score is None else result_score(result, first_metric, first_mode)
         if primary is None:
@@ -205,15 +209,25 @@ class MOEA(NASSearcher):
 
     def observe(self, arch: Arch, score: float | None, result: Mapping[str, Any] | None) -> None:
         self.population.append((arch, self.objective_vector(score, result)))
+        first_metric, first_mode = self.active_objectives()[0]
+        own = first_metric == self.metric and first_mode == (self.mode or "max")
+        # Called by the base right after appending to history (a direct call: not tracked).
+        tracked = own and bool(self.history) and self.history[-1][0] is arch
+        self.member_index.append(len(self.history) - 1 if tracked else None)
         self._rank()
         if len(self.population) > self.population_size:
             worst = max(range(len(self.population)), key=lambda i: (self.keys[i], -i))
             del self.population[worst]
+            del self.member_index[worst]
             self._rank()
 
     # --- NSGA-II --------------------------------------------------------------------------
     def _rank(self) -> None:
         """Recompute every member's (front, -crowding) key; failed members rank last."""
+        values = self.values()
+        for (_, vec), index in zip(self.population, self.member_index):
+            if vec is not None and index is not None and np.isfinite(values[index]):
+                vec[0] = float(values[index])  # the primary as resolved now
         valid = [i for i, (_, v) in enumerate(self.population) if v is not None]
         keys: list[tuple[float, float]] = [(math.inf, 0.0)] * len(self.population)
         if valid:

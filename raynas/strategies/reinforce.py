@@ -12,19 +12,48 @@ hundreds of evaluations a factorised policy learns faster (fewer parameters, no 
 assignment through a recurrent state), and NAS-Bench-201's baseline, the reference number on
 that benchmark, is exactly this policy.
 
-The update, per finished trial (or per ``batch_size`` trials), is NAS-Bench-201's: the
-exponential moving average baseline (momentum 0.9, bias-corrected) is updated with the reward
-first, then ``advantage = reward - baseline``; Adam does the ascent step. Two additions:
-the advantage is divided by a moving standard deviation of the rewards, so the step and the
-entropy bonus mean the same whether the metric is an accuracy in [0, 1] or in %, and an
-entropy bonus (default 1e-3) keeps the policy from collapsing early.
+The algorithm, exactly. The policy ``p`` is a product of one softmax per gene. A proposal
+draws genomes from ``p`` (``SAMPLE_TRIES`` at a time) and returns the first whose architecture
+is not yet evaluated, in flight or refused; its log-probability under the policy of that
+moment, ``log p_old(a)`` (a sum over the genes the architecture uses), is remembered. Only
+such samples are *on-policy* and enter the gradient. Anything else that gets evaluated (the
+uniform random member this strategy falls back to when every sample was already seen, the
+base's random fallback after repeated duplicates, an architecture a scheduler changed) is
+off-policy: it updates nothing here (``off_policy`` counts them). A refused candidate
+(constraint check) is forgotten, never rewarded.
+
+Every ``batch_size`` on-policy results, one update (NAS-Bench-201's, with three additions):
+
+1. rewards are the base's :meth:`~raynas.strategies.base.NASSearcher.value` of each result,
+   read at update time (an early-stopped trial compared within its rung); a failure's reward
+   is :meth:`~raynas.strategies.base.NASSearcher.worst_score` at update time, below every
+   valid value seen so far. While no valid value exists the update waits (the policy does not
+   move, so the samples it holds stay on-policy);
+2. the valid rewards of the batch, in order, update the bias-corrected moving averages
+   (momentum ``baseline_decay``, 0.9 as in NAS-Bench-201) of the reward (the baseline ``b``)
+   and of its squared deviation (``s^2``); failures do not enter them. Then for every sample
+   ``advantage = (reward - b) / s`` (while ``s`` is 0: 0 for a valid reward, -1 for a
+   failure), so a failure's advantage is below every valid one of the same update, and the
+   step means the same for an accuracy in [0, 1] or in %;
+3. the gradient is ``mean_i rho_i * advantage_i * grad log p(a_i)`` with the truncated
+   importance weight ``rho_i = min(1, p(a_i) / p_old(a_i))`` (IMPALA's V-trace truncation):
+   1 exactly when no update happened between the sample's proposal and this update (one
+   trial at a time), below 1 for a stale sample the policy has since moved away from. Plus
+   ``entropy_weight`` times the gradient of the policy's entropy (default 1e-3), against
+   early collapse; Adam does the ascent step.
+
+Rejecting already-seen samples makes ``a`` a draw from ``p`` restricted to the unseen set,
+``q(a) = p(a) / (1 - p(S))``; the update uses ``grad log p(a)``, which differs from
+``grad log q(a)`` by ``grad log(1 - p(S))``, the same vector for every sample: its weight in
+the update, the mean advantage, is zero on average, so the restriction adds no systematic
+direction.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -110,8 +139,13 @@ class Reinforce(NASSearcher):
         self.adam_t = 0
         # Bias-corrected moving averages of the reward and of its square deviation.
         self.ema_num, self.ema_den, self.var_num = 0.0, 0.0, 0.0
-        #: (genome indices, active mask, reward) waiting for the next update.
-        self.buffer: list[tuple[np.ndarray, np.ndarray, float]] = []
+        #: (genome, active mask, history index, log p_old) of on-policy results not yet
+        #: learned from.
+        self.buffer: list[tuple[np.ndarray, np.ndarray, int, float]] = []
+        #: Arch id -> log-probabilities of the policy samples proposed for it, not yet back.
+        self.behaviour: dict[str, list[float]] = {}
+        #: Evaluated architectures this policy did not sample (left out of the gradient).
+        self.off_policy = 0
         #: Genome bytes -> (arch, arch_id); a memo, left out of checkpoints.
         self._memo: dict[bytes, tuple[Arch, str]] = {}
 
@@ -128,16 +162,42 @@ class Reinforce(NASSearcher):
 
         A converged policy mostly samples architectures already evaluated; they are skipped
         here, cheaply (decoded architectures are memoised by genome), and get no new reward.
+        The random member is off-policy: its result will not enter the gradient.
         """
-        cum = np.cumsum(self.probabilities(), axis=1)
+        p = self.probabilities()
+        cum = np.cumsum(p, axis=1)
         u = self.rng.random((SAMPLE_TRIES, len(self.sizes)))
         idx = (u[:, :, None] >= cum[None, :, :]).sum(axis=2)
         genomes = np.minimum(idx, np.asarray(self.sizes) - 1)
         for genome in genomes:
             arch, key = self._decoded(genome)
-            if self.allow_repeats or key not in self.seen:
+            if key not in self.refused_ids and (self.allow_repeats or key not in self.seen):
+                logp = self._log_prob(p, *self._genome_and_mask(arch))
+                self.behaviour.setdefault(key, []).append(logp)
                 return arch
         return self.random_unseen()
+
+    def _genome_and_mask(self, arch: Arch) -> tuple[np.ndarray, np.ndarray]:
+        genome = np.asarray(self.space.encode(arch), dtype=np.int64)
+        return genome, np.asarray(self.space.active_mask(arch), dtype=bool)
+
+    def _log_prob(self, p: np.ndarray, genome: np.ndarray, mask: np.ndarray) -> float:
+        """``log p(a)`` under the policy ``p``: the genes the architecture uses."""
+        rows = np.arange(len(self.sizes))
+        return float(np.log(p[rows, genome])[mask].sum())
+
+    def on_infeasible(self, arch: Arch, violations: Sequence[str]) -> None:
+        self._take_behaviour(self.space.arch_id(arch))
+
+    def _take_behaviour(self, key: str) -> float | None:
+        """The log-probability of one pending policy sample of ``key`` (None: off-policy)."""
+        pending = self.behaviour.get(key)
+        if not pending:
+            return None
+        logp = pending.pop(0)
+        if not pending:
+            del self.behaviour[key]
+        return logp
 
     def _decoded(self, genome: np.ndarray) -> tuple[Arch, str]:
         raw = genome.tobytes()
@@ -150,10 +210,13 @@ class Reinforce(NASSearcher):
         return copy.deepcopy(hit[0]), hit[1]
 
     def observe(self, arch: Arch, score: float | None, result: Mapping[str, Any] | None) -> None:
-        genome = np.asarray(self.space.encode(arch), dtype=np.int64)
-        mask = np.asarray(self.space.active_mask(arch), dtype=bool)
-        self.buffer.append((genome, mask, self.score_or_worst(score)))
-        if len(self.buffer) >= self.batch_size:
+        logp = self._take_behaviour(self.space.arch_id(arch))
+        if logp is None:
+            self.off_policy += 1
+            return
+        genome, mask = self._genome_and_mask(arch)
+        self.buffer.append((genome, mask, len(self.history) - 1, logp))
+        if len(self.buffer) >= self.batch_size and self.worst_score() is not None:
             self._update()
 
     def get_state(self) -> dict[str, Any]:
@@ -172,12 +235,18 @@ class Reinforce(NASSearcher):
         p = self.probabilities()
         grad = np.zeros_like(self.logits)
         rows = np.arange(len(self.sizes))
-        for genome, mask, reward in self.buffer:
-            advantage = self._advantage(reward)
+        values = self.values()
+        for _, _, index, _ in self.buffer:
+            if np.isfinite(values[index]):
+                self._fold(float(values[index]))
+        advantages = self.advantages()
+        for (genome, mask, _, _), advantage, rho in zip(
+            self.buffer, advantages, self.importance_weights(p)
+        ):
             # d log p(a) / d z = onehot(a) - p, on the genes this architecture uses.
             g = -p.copy()
             g[rows, genome] += 1.0
-            grad += advantage * (g * mask[:, None])
+            grad += rho * advantage * (g * mask[:, None])
         grad /= len(self.buffer)
         if self.entropy_weight > 0:
             logp = np.log(np.where(self.valid, p, 1.0))
@@ -187,16 +256,36 @@ class Reinforce(NASSearcher):
         self.buffer = []
         self._adam_ascent(np.where(self.valid, grad, 0.0))
 
-    def _advantage(self, reward: float) -> float:
-        """Update the baseline with ``reward``, then ``(reward - baseline) / reward std``."""
+    def _fold(self, reward: float) -> None:
+        """Update the moving averages of the reward and of its squared deviation."""
         d = self.baseline_decay
         self.ema_num = d * self.ema_num + (1 - d) * reward
         self.ema_den = d * self.ema_den + (1 - d)
-        baseline = self.ema_num / self.ema_den
-        diff = reward - baseline
+        diff = reward - self.ema_num / self.ema_den
         self.var_num = d * self.var_num + (1 - d) * diff * diff
-        std = math.sqrt(self.var_num / self.ema_den)
-        return diff / std if std > 1e-12 else 0.0
+
+    def advantages(self) -> list[float]:
+        """``(reward - baseline) / std`` of each buffered sample, rewards resolved now."""
+        values, worst = self.values(), self.worst_score()
+        baseline = self.ema_num / self.ema_den if self.ema_den > 0 else None
+        std = math.sqrt(self.var_num / self.ema_den) if self.ema_den > 0 else 0.0
+        out = []
+        for _, _, index, _ in self.buffer:
+            failed = not np.isfinite(values[index])
+            reward = worst if failed else float(values[index])
+            if reward is None or baseline is None or std <= 1e-12:
+                # No spread yet: a valid reward is the baseline; a failure is below it.
+                out.append(-1.0 if failed else 0.0)
+            else:
+                out.append((reward - baseline) / std)
+        return out
+
+    def importance_weights(self, p: np.ndarray) -> list[float]:
+        """``min(1, p(a) / p_old(a))`` of each buffered sample under the policy ``p``."""
+        return [
+            min(1.0, math.exp(self._log_prob(p, genome, mask) - logp_old))
+            for genome, mask, _, logp_old in self.buffer
+        ]
 
     def _adam_ascent(self, grad: np.ndarray) -> None:
         b1, b2 = ADAM_BETAS

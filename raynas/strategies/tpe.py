@@ -6,7 +6,13 @@ Composition, not inheritance: this searcher owns an inner ``HyperOptSearch`` bui
 metric and mode never reach it) and maps each hyperopt sample back with
 ``space.from_hyperopt``. The inner searcher sees every evaluation exactly once, with a number:
 
-- a failed trial is reported with :meth:`NASSearcher.worst_score`, never NaN;
+- its loss is minus the base's :meth:`~raynas.strategies.base.NASSearcher.value`, resolved
+  again before every TPE step (an early-stopped trial ranks below the trials that went
+  further, which changes as results arrive); TPE uses losses only through their order;
+- a failed trial has loss ``+inf`` (hyperopt's own loss for failed and running jobs): it
+  ranks below every valid result, whatever the metric's sign and mode, never NaN;
+- a proposal the constraint check refused is not an evaluation: its hyperopt trial ends as
+  an error, which TPE leaves out of its model;
 - a suggestion that duplicates an evaluated architecture is completed at once with that
   architecture's known score; one that duplicates an architecture in flight is completed
   when that trial finishes. Instead of the duplicate, an unseen mutant of it (one decision
@@ -23,7 +29,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from raynas.space import Arch, Cell, Choice, Float, Int, Repeat, Space
@@ -109,8 +116,10 @@ class TPE(NASSearcher):
         self.inner_count = 0
         #: Inner trial ids per arch id: the proposal's own, then duplicates waiting for it.
         self.inner_ids: dict[str, list[str]] = {}
-        #: Known scores by arch id (None: failed).
-        self.scores: dict[str, float | None] = {}
+        #: History index of each evaluated arch (its latest result).
+        self.index: dict[str, int] = {}
+        #: Hyperopt trial id -> the history index its loss is read from.
+        self.tid_index: dict[int, int] = {}
         #: Arch ids proposed instead of a duplicate suggestion (hyperopt learns them later).
         self.outside: set[str] = set()
 
@@ -128,15 +137,18 @@ class TPE(NASSearcher):
 
     # --- strategy ---------------------------------------------------------------------
     def propose(self) -> Arch | None:
+        self._resolve_losses()
         inner_id = f"tpe_{self.inner_count}"
         self.inner_count += 1
         arch = self.space.from_hyperopt(self._inner.suggest(inner_id))
         key = self.space.arch_id(arch)
-        if self.allow_repeats or key not in self.seen:
+        if key in self.refused_ids:  # infeasible: not an observation
+            self._inner.on_trial_complete(inner_id, error=True)
+        elif self.allow_repeats or key not in self.seen:
             self.inner_ids.setdefault(key, []).append(inner_id)
             return arch
-        if key in self.scores:  # a duplicate of an evaluated arch: answer with its score
-            self._complete(inner_id, self.scores[key])
+        elif key in self.index:  # a duplicate of an evaluated arch: answer with its result
+            self._complete(inner_id, self.index[key])
         else:  # of an arch in flight: answered when that trial finishes
             self.inner_ids.setdefault(key, []).append(inner_id)
         fallback = self._unseen_mutant(arch)
@@ -155,26 +167,54 @@ class TPE(NASSearcher):
 
     def observe(self, arch: Arch, score: float | None, result: Mapping[str, Any] | None) -> None:
         key = self.space.arch_id(arch)
-        self.scores[key] = score
+        index = self.index[key] = len(self.history) - 1
         waiting = self.inner_ids.pop(key, [])
         if key in self.outside:
             self.outside.discard(key)
-            self._inject(arch, score)
+            self._inject(arch, index)
         elif self.allow_repeats and len(waiting) > 1:
             # Repeats of one architecture are separate trials: finish one inner trial each.
             self.inner_ids[key] = waiting[1:]
             waiting = waiting[:1]
         for inner_id in waiting:
-            self._complete(inner_id, score)
+            self._complete(inner_id, index)
+
+    def on_infeasible(self, arch: Arch, violations: Sequence[str]) -> None:
+        key = self.space.arch_id(arch)
+        self.outside.discard(key)
+        for inner_id in self.inner_ids.pop(key, []):
+            self._inner.on_trial_complete(inner_id, error=True)
 
     # --- hyperopt plumbing --------------------------------------------------------------
-    def _loss(self, score: float | None) -> float:
-        return -self.score_or_worst(score)
+    def _loss(self, index: int) -> float:
+        """Minus the observation's value now; ``+inf`` for a failure."""
+        value = self.value(index)
+        return math.inf if value is None else -value
 
-    def _complete(self, inner_id: str, score: float | None) -> None:
-        self._inner.on_trial_complete(inner_id, {INNER_KEY: self._loss(score)})
+    def _complete(self, inner_id: str, index: int) -> None:
+        tid = self._inner._live_trial_mapping[inner_id][0]
+        self.tid_index[int(tid)] = index
+        self._inner.on_trial_complete(inner_id, {INNER_KEY: self._loss(index)})
 
-    def _inject(self, arch: Arch, score: float | None) -> None:
+    def _resolve_losses(self) -> None:
+        """Write every finished hyperopt trial's loss as resolved now (an early-stopped
+        trial's value moves as results arrive at the rungs above it)."""
+        if not any(f is not None for f in self.fidelities):
+            return  # no early-stopped result: every loss is final when written
+        changed = False
+        for doc in self._inner._hpopt_trials.trials:
+            index = self.tid_index.get(int(doc["tid"]))
+            result = doc.get("result") or {}
+            if index is None or "loss" not in result:
+                continue
+            loss = self._loss(index)
+            if result["loss"] != loss:
+                result["loss"] = loss
+                changed = True
+        if changed:
+            self._inner._hpopt_trials.refresh()
+
+    def _inject(self, arch: Arch, index: int) -> None:
         """Add a finished hyperopt trial for an architecture hyperopt did not suggest."""
         import hyperopt as hpo
 
@@ -197,7 +237,8 @@ class TPE(NASSearcher):
             "idxs": {k: ([tid] if k in values else []) for k in domain.params},
             "vals": {k: ([values[k]] if k in values else []) for k in domain.params},
         }
-        result = {"loss": self._loss(score), "status": hpo.STATUS_OK}
+        self.tid_index[int(tid)] = index
+        result = {"loss": self._loss(index), "status": hpo.STATUS_OK}
         (doc,) = trials.new_trial_docs([tid], [None], [result], [misc])
         doc["state"] = hpo.JOB_STATE_DONE
         trials.insert_trial_docs([doc])

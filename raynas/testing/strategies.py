@@ -38,6 +38,7 @@ from ray.tune.search import Searcher
 from raynas.registry import STRATEGIES, get_space
 from raynas.space import Arch, Choice, Float, InvalidArchitecture, Space
 from raynas.strategies import NASSearcher, StrategyError, get_strategy
+from raynas.strategies.base import InfeasibleSpaceError
 
 __all__ = [
     "BAD_RESULTS",
@@ -46,14 +47,18 @@ __all__ = [
     "HandDriver",
     "check_all_failed",
     "check_concurrent",
+    "check_constraints",
     "check_constructor",
+    "check_failures_rank_last",
     "check_finishes",
     "check_mode",
     "check_no_duplicates",
     "check_proposals_valid",
     "check_save_restore",
+    "check_save_restore_wiring",
     "check_seeded",
     "check_survives_bad_results",
+    "check_sync_batch",
     "continuous_space",
     "default_spaces",
     "flaky_objective",
@@ -467,6 +472,163 @@ def check_concurrent(name: str, n_parallel: int = 8, **kwargs: Any) -> None:
         raise _fail(name, f"after concurrent start: {len(more)} proposals, duplicates or stall")
 
 
+def failing_first(objective: Objective, first: int = 3, every: int = 4) -> Objective:
+    """``objective`` whose first ``first`` results and every ``every``-th one after fail
+    (``None`` and ``"error"`` in turn), by call count."""
+    calls = [0]
+
+    def wrapped(arch: Arch) -> Any:
+        calls[0] += 1
+        i = calls[0]
+        if i <= first or i % every == 0:
+            return None if i % 2 else "error"
+        return objective(arch)
+
+    return wrapped
+
+
+def check_failures_rank_last(name: str, n: int = 30, **kwargs: Any) -> None:
+    """Failures rank below every valid result whatever the metric's sign and mode, also when
+    they come before any valid result: ``mode="min"`` on a loss ``3 - f`` (scores ``f - 3``,
+    all negative) searches exactly like ``mode="max"`` on ``f`` in [0, 1), with the same
+    failures (the first three trials and every fourth). A failure scored 0 (v0.1) would be
+    the best result of the first search and the worst of the second."""
+    space = small_space()
+
+    def loss(arch: Arch) -> float:
+        return 3.0 - hash_objective(arch)
+
+    maxed = HandDriver(
+        make_searcher(name, space, mode="max", **kwargs), failing_first(hash_objective)
+    )
+    mined = HandDriver(make_searcher(name, space, mode="min", **kwargs), failing_first(loss))
+    seq_max, seq_min = _ids(space, maxed.run(n)), _ids(space, mined.run(n))
+    if seq_max != seq_min:
+        first = next(i for i, (x, y) in enumerate(zip(seq_max, seq_min)) if x != y)
+        raise _fail(
+            name,
+            f"with failures, mode='min' on 3 - f (negative scores) and mode='max' on f "
+            f"diverge at proposal {first} of {n}: failures do not rank below every valid result",
+        )
+    searcher = mined.searcher
+    assert isinstance(searcher, NASSearcher)
+    worst, valid = searcher.worst_score(), searcher.observed_scores
+    if worst is None or not valid or not worst < min(valid):
+        raise _fail(name, f"worst_score() {worst} is not below every valid score {valid}")
+
+
+def hash_check(threshold: float = 0.4) -> Callable[[Arch], list[str]]:
+    """A constraint check refusing every arch whose :func:`hash_objective` is below
+    ``threshold`` (about that share of the space)."""
+
+    def check(arch: Arch) -> list[str]:
+        return [f"hash >= {threshold}"] if hash_objective(arch) < threshold else []
+
+    return check
+
+
+def check_constraints(name: str, n: int = 40, **kwargs: Any) -> None:
+    """With a driver-side constraint check, every proposal satisfies it; refused candidates
+    cost no trial, are counted with a few examples, and never come back; constraints that
+    exclude the space raise :class:`InfeasibleSpaceError`; on a finite space with feasible
+    members, the feasible ones and then ``FINISHED``."""
+    space, check = small_space(), hash_check()
+    searcher = make_searcher(name, space, **kwargs)
+    searcher.set_constraint_check(check)
+    driver = HandDriver(searcher, hash_objective, concurrency=3, shuffle=True)
+    archs = driver.run(n)
+    if len(archs) < n and not driver.finished:
+        raise _fail(name, f"only {len(archs)} proposals with a constraint check")
+    bad = [a for a in archs if check(a)]
+    if bad:
+        raise _fail(name, f"{len(bad)} proposals violate the constraint check, e.g. {bad[0]}")
+    ids = _ids(space, archs)
+    if len(set(ids)) != len(ids) or set(ids) & searcher.refused_ids:
+        raise _fail(name, "a refused or repeated architecture was proposed")
+    if len(searcher.history) + len(searcher.live) != len(archs):
+        raise _fail(name, "refused candidates were counted as trials")
+    examples = searcher.refused_examples
+    if searcher.refused < 1 or not 1 <= len(examples) <= min(5, searcher.refused):
+        raise _fail(name, f"refused {searcher.refused} with examples {examples}")
+    if any(not check(e["arch"]) or e["violations"] != check(e["arch"]) for e in examples):
+        raise _fail(name, f"refused_examples do not match the check: {examples}")
+    never = make_searcher(name, space, **kwargs)
+    never.set_constraint_check(lambda arch: ["never feasible"], max_tries=25)
+    try:
+        never.suggest("t0")
+    except InfeasibleSpaceError as err:
+        if "never feasible" not in str(err) or never.refused != 25:
+            raise _fail(name, f"the infeasible-space error says too little: {err}") from err
+    else:
+        raise _fail(name, "constraints that exclude the space did not raise")
+    tiny = tiny_space()
+    half = make_searcher(name, tiny, **kwargs)
+    half.set_constraint_check(lambda arch: ["a == 0"] if arch["a"] != 0 else [])
+    tiny_driver = HandDriver(half, hash_objective, concurrency=1)
+    got = tiny_driver.run(10)
+    if not tiny_driver.finished or sorted(a["b"] for a in got) != ["x", "y"]:
+        raise _fail(name, f"on a 4-member space with 2 feasible: proposed {got}, no FINISHED")
+    if any(a["a"] != 0 for a in got):
+        raise _fail(name, "an infeasible member of the 4-member space was proposed")
+
+
+def check_sync_batch(name: str, n: int = 30, batch: int = 4, **kwargs: Any) -> None:
+    """``set_sync_batch(4)``: the same proposals one trial at a time (FIFO) and with 3, 4 or
+    8 in flight completing in random orders."""
+    space = small_space()
+    runs = []
+    for concurrency, shuffle, seed in ((1, False, 0), (4, True, 1), (3, True, 2), (8, True, 3)):
+        searcher = make_searcher(name, space, **kwargs)
+        searcher.set_sync_batch(batch)
+        driver = HandDriver(
+            searcher, hash_objective, concurrency=concurrency, shuffle=shuffle, seed=seed
+        )
+        runs.append((concurrency, _ids(space, driver.run(n))))
+    base = runs[0][1]
+    if len(base) < n:
+        raise _fail(name, f"only {len(base)} proposals in synchronous batches")
+    for concurrency, ids in runs[1:]:
+        if ids != base:
+            first = next((i for i, (x, y) in enumerate(zip(base, ids)) if x != y), len(ids))
+            raise _fail(
+                name,
+                f"synchronous batches of {batch}: {concurrency} in flight diverge from one at a "
+                f"time at proposal {first} of {n}",
+            )
+
+
+def check_save_restore_wiring(name: str, *, tmp_path: Path | None = None, **kwargs: Any) -> None:
+    """``save`` in the middle of a synchronous batch (results held back, trials in flight)
+    and after refusals, ``restore`` into a fresh instance: the same next 20 proposals. The
+    constraint check (a lambda: not picklable) is wiring, left out of the state; the batch
+    size and the refusals are state."""
+    space = small_space()
+    check = hash_check()
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
+        a = make_searcher(name, space, seed=5, **kwargs)
+        a.set_sync_batch(4)
+        a.set_constraint_check(lambda arch: check(arch))
+        driver_a = HandDriver(a, hash_objective, concurrency=3, shuffle=True, seed=4)
+        driver_a.run(10)
+        if not (a.batch and a.refused):
+            raise _fail(name, "the checkpoint is not mid-batch after refusals (test setup)")
+        path = str(Path(tmp) / "searcher.pkl")
+        a.save(path)
+        b = make_searcher(name, space, seed=5, **kwargs)
+        b.set_constraint_check(lambda arch: check(arch))
+        b.restore(path)
+        if b.sync_batch != 4 or b.refused != a.refused or b.refused_ids != a.refused_ids:
+            raise _fail(name, "restore lost the batch size or the refusals")
+        driver_b = driver_a.clone_for(b)
+        next_a = _ids(space, driver_a.run(20))
+        next_b = _ids(space, driver_b.run(20))
+    if next_a != next_b:
+        first = next(i for i, (x, y) in enumerate(zip(next_a, next_b)) if x != y)
+        raise _fail(
+            name, f"restored mid-batch after refusals, the searcher diverges at proposal {first}"
+        )
+
+
 #: Every check, in the order :func:`run_strategy_conformance` runs them.
 STRATEGY_CHECKS: tuple[Callable[..., None], ...] = (
     check_constructor,
@@ -479,6 +641,10 @@ STRATEGY_CHECKS: tuple[Callable[..., None], ...] = (
     check_seeded,
     check_mode,
     check_concurrent,
+    check_failures_rank_last,
+    check_constraints,
+    check_sync_batch,
+    check_save_restore_wiring,
 )
 
 
@@ -494,7 +660,7 @@ def run_strategy_conformance(name: str, *, tmp_path: Path | None = None, **kwarg
         AssertionError: The first property that does not hold.
     """
     for check in STRATEGY_CHECKS:
-        if check is check_save_restore:
+        if check in (check_save_restore, check_save_restore_wiring):
             check(name, tmp_path=tmp_path, **kwargs)
         else:
             check(name, **kwargs)
