@@ -629,8 +629,12 @@ def _fit(tuner: Any, uri: str) -> None:
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         previous_usr1 = signal.signal(signal.SIGUSR1, before_tune_listens)  # Tune replaces it
         signal.signal(signal.SIGINT, on_sigint)
+    from raynas.strategies.base import InfeasibleSpaceError
+
     try:
         tuner.fit()
+    except InfeasibleSpaceError as err:  # a user's constraints, not a bug: no traceback
+        raise ConfigError([f"objective.constraints: {err}"]) from None
     finally:
         logging.getLogger("ray.tune.tune").removeFilter(advice)
         if hooked:

@@ -155,3 +155,15 @@ def test_a_resume_of_a_finished_experiment_is_refused(tmp_path: Path) -> None:
     write_trial(folder, "h1", 2, [0.4])
     write_state(folder, {"h0": "TERMINATED", "h1": "TERMINATED"})
     assert_user_error(raynas("resume", str(folder)), "is finished (2 trials ended")
+
+
+@pytest.mark.slow
+def test_constraints_that_exclude_the_space_are_a_config_error(tmp_path: Path) -> None:
+    proc = raynas(
+        "run",
+        str(QUICKSTART),
+        *("--set", "objective.constraints=['params <= 10']", "--set", "budget.trials=2"),
+        *("--storage", str(tmp_path / "runs")),
+    )
+    assert_user_error(proc, "objective.constraints: strategy 'random': the constraints exclude")
+    assert "violates ['params <= 10']" in proc.stderr
