@@ -28,11 +28,15 @@ by the fidelity reached, then by score: such a rung keeps its scores if its best
 below every value above it, else the whole rung is shifted down until it does (differences
 within the rung kept). With no full-budget result at all, stopped scores are used as they are.
 
-Measured against v0.1 on the shipped NB201 table under ASHA replays (200 seeds each,
-``benchmarks/fidelity_rule.py``): no strategy got measurably worse; BO and REINFORCE gained
-about 0.1 point of test accuracy at 4 trials in flight (one-sided p about 0.05), where v0.1
-left trials stopped before the first full-budget result uncapped; the two rankings without the
-map (above) did no better than v0.1.
+Measured against v0.1 on the shipped NB201 table under ASHA replays
+(``benchmarks/fidelity_rule.py``, 200 seeds of 100 trials): with 4 trials in flight, where
+v0.1 left trials stopped before the first full-budget result uncapped, BO and REINFORCE
+gained about 0.1 point of test accuracy (one-sided p about 0.05); one trial at a time no
+strategy differs significantly (within +-0.06 points; evolution -0.06 at eta 3, +0.03 at
+eta 2). The table has 3 epochs, so ASHA has two rungs and the two rules order about 95% of
+trial pairs alike. Rankings without the map (by fidelity reached, then score) did no better
+than v0.1, and worse for REINFORCE: they rank every stopped trial below a poor one that
+reached the full budget unopposed.
 """
 
 from __future__ import annotations
