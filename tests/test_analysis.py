@@ -365,7 +365,8 @@ def real_experiment(factory: pytest.TempPathFactory, name: str) -> Path:
 
 
 def _mixed(base: Path) -> dict[str, Any]:
-    """ASHA (grace 1, factor 2) over 3 epochs, and a params bound some children break."""
+    """ASHA (grace 1, factor 2) over 3 epochs, and a params bound some children break (the
+    driver refuses those before they become trials)."""
     return small_experiment(
         base,
         name="mixed",
@@ -396,12 +397,13 @@ def test_real_run_with_early_stops_and_constraint_violations(
     result = load(real_experiment(tmp_path_factory, "mixed"))
     t = result.trials
     assert len(t) == 8 and result.finished
-    assert {"completed", "early_stopped", "constraint_violated"} <= set(t["status"])
-    assert set(t["status"]) <= {"completed", "early_stopped", "constraint_violated"}
+    # Children breaking the params bound are refused on the driver: none becomes a trial.
+    assert set(t["status"]) == {"completed", "early_stopped"}
+    assert (t["params"] <= 9000).all()
+    refused = json.loads((result.path / "raynas_refused.json").read_text())
+    assert refused["refused"] > 0 and refused["examples"][0]["violations"] == ["params <= 9000"]
     assert (t.loc[t["status"] == "completed", "epochs"] == 3).all()
     assert (t.loc[t["status"] == "early_stopped", "epochs"] < 3).all()
-    violated = t[t["status"] == "constraint_violated"]
-    assert (violated["params"] > 9000).all() and violated["val_acc"].isna().all()
     assert t["arch_id"].is_unique and t["arch"].str.startswith("|").all()
     assert {f"arch.cell.edge_{i}_{j}" for i, j in itertools.combinations(range(4), 2)} <= set(t)
     trained = t[t["status"] != "constraint_violated"]
