@@ -410,7 +410,7 @@ def check_save_restore(
             next_a = _ids(space, driver_a.run(20))
             next_b = _ids(space, driver_b.run(20))
         if next_a != next_b:
-            first = next(i for i, (x, y) in enumerate(zip(next_a, next_b)) if x != y)
+            first = _first_difference(next_a, next_b)
             raise _fail(
                 name,
                 f"on {space.name!r} a restored searcher diverges at proposal {first} of 20 "
@@ -623,7 +623,7 @@ def check_save_restore_wiring(name: str, *, tmp_path: Path | None = None, **kwar
         next_a = _ids(space, driver_a.run(20))
         next_b = _ids(space, driver_b.run(20))
     if next_a != next_b:
-        first = next(i for i, (x, y) in enumerate(zip(next_a, next_b)) if x != y)
+        first = _first_difference(next_a, next_b)
         raise _fail(
             name, f"restored mid-batch after refusals, the searcher diverges at proposal {first}"
         )
@@ -664,3 +664,8 @@ def run_strategy_conformance(name: str, *, tmp_path: Path | None = None, **kwarg
             check(name, tmp_path=tmp_path, **kwargs)
         else:
             check(name, **kwargs)
+
+
+def _first_difference(a: list[str], b: list[str]) -> int:
+    """The first index where two proposal sequences differ (their common length if none)."""
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
