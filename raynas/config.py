@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 SCHEDULERS = ("fifo", "asha", "hyperband", "median", "pbt_evolution")
 COST_METRICS = ("params", "flops", "latency_ms")
@@ -47,22 +47,80 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+#: Classes of each dataset the ``classify`` trainable loads (:mod:`trainables.data` reads its
+#: counts from here, so the ``data.limit`` rule and the loader agree).
+DATASET_CLASSES: dict[str, int] = {
+    "digits": 10,
+    "cifar10": 10,
+    "cifar100": 100,
+    "fashion_mnist": 10,
+    "svhn": 10,
+    "imagenet16": 120,
+    "wine": 3,
+    "breast_cancer": 2,
+}
+
+
+def limit_problem(name: str, limit: object) -> str | None:
+    """What is wrong with ``data.limit`` for dataset ``name``, or None if it is fine.
+
+    The one rule for ``data.limit``, applied by the config schema and by
+    :func:`trainables.data.load_dataset`: None (no limit), or an int of at least the
+    dataset's number of classes (at least 2 for a dataset not in :data:`DATASET_CLASSES`),
+    so the stratified subsample can hold every class (it does for datasets whose class sizes
+    differ by less than 3x, every built-in one) and a validation split can be carved.
+
+    The message says the fix but not the value (the caller shows it).
+
+    Example:
+        >>> limit_problem("fashion_mnist", 5)
+        "must be at least 10, the number of classes of 'fashion_mnist', or null for no limit"
+    """
+    if limit is None:
+        return None
+    least = max(2, DATASET_CLASSES.get(name, 2))
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < least:
+        why = f", the number of classes of {name!r}," if name in DATASET_CLASSES else ""
+        return f"must be at least {least}{why} or null for no limit"
+    return None
+
+
 class DataConfig(_Model):
     """Dataset: a name, a local root for real datasets, the validation split.
 
     ``val_fraction: 0`` holds out no validation split: ``classify`` trains on the whole
     training split and reports ``test_loss`` / ``test_acc`` every epoch instead of ``val_*``
-    (a final training, as ``raynas retrain --final`` runs it).
+    (a final training, as ``raynas retrain --final`` runs it). The official test split is
+    loaded only then or with ``evaluate_test: true``.
     """
 
     name: str = "digits"
+    #: The folder holding an on-disk dataset's files (see :mod:`trainables.data`), e.g.
+    #: ``/usr/share/datasets/fashion-mnist`` after ``apt-get install dataset-fashion-mnist``.
     root: str | None = None
+    #: Fetch missing files into ``root`` with torchvision (needs a network).
     download: bool = False
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
-    #: Use at most this many examples of the official training split (a stratified,
-    #: seeded subsample, before the validation split is carved): for quick runs on large sets.
-    limit: int | None = Field(None, ge=2)
+    limit: int | None = Field(
+        None,
+        description=(
+            "Use at most this many examples of the official training split: a stratified "
+            "subsample drawn with the experiment seed, before the validation split is carved "
+            "from it (the test split is never limited); for quick runs on large sets. At "
+            "least the dataset's number of classes (see limit_problem)."
+        ),
+    )
+    #: Also evaluate the official test split after the last epoch (``test_loss`` /
+    #: ``test_acc``); off, the test files are not even read.
     evaluate_test: bool = False
+
+    @field_validator("limit")
+    @classmethod
+    def _limit_fits_the_dataset(cls, v: int | None, info: ValidationInfo) -> int | None:
+        problem = limit_problem(str(info.data.get("name", "")), v)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
 
 
 class TrainConfig(_Model):
@@ -86,6 +144,10 @@ class TrainConfig(_Model):
     #: torch's deterministic algorithms, so a re-run child gives the same result; off trades
     #: that for speed. No effect on the CPU, which is deterministic either way.
     deterministic: bool = True
+    #: Within an epoch that lasts longer, print a progress line to the trial's stdout at most
+    #: every this many seconds (``batch i/n``, running train loss; Ray forwards it to the
+    #: driver's console). Tune still gets one result per epoch. None: never.
+    progress_s: float | None = Field(30.0, gt=0.0)
 
 
 class StrategyConfig(BaseModel):

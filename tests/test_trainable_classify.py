@@ -13,6 +13,7 @@ import raynas
 from raynas.config import load_config
 from raynas.runner import trial_settings
 from tests.conftest import QUICKSTART
+from trainables import classify
 from trainables.classify import ClassifyTrainable
 
 STRONG = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -134,3 +135,66 @@ def test_a_gpu_trial_on_a_worker_without_cuda_fails_with_the_reason(tmp_path: Pa
     cfg["resources"] = {"cpu": 1, "gpu": 1}
     with pytest.raises(RuntimeError, match=r"resources\.gpu: .*no CUDA device.*resources\.gpu: 0"):
         make_trainable(cfg, tmp_path)
+
+
+def test_images_are_held_as_uint8_and_train_exactly_as_floats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(**{"train.epochs": 2})
+    compact = make_trainable(cfg, tmp_path / "compact")
+    assert compact.data.compact and compact.data.train_x.dtype == torch.uint8
+    got = [compact.train() for _ in range(2)]
+
+    load = classify.load_dataset
+
+    def float_storage(*args: Any, **kwargs: Any) -> Any:
+        return load(*args, **{**kwargs, "compact": False})
+
+    monkeypatch.setattr(classify, "load_dataset", float_storage)
+    floats = make_trainable(cfg, tmp_path / "floats")
+    assert floats.data.train_x.dtype == torch.float32
+    ref = [floats.train() for _ in range(2)]
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+        assert [r[key] for r in got] == [r[key] for r in ref], key
+    assert compact.data.train_x.nbytes * 4 == floats.data.train_x.nbytes
+
+
+@pytest.mark.parametrize(
+    ("overrides", "loaded"),
+    [
+        ({}, False),
+        ({"data.evaluate_test": "true"}, True),
+        ({"data.val_fraction": 0}, True),
+    ],
+)
+def test_the_test_split_is_loaded_only_when_evaluated(
+    tmp_path: Path, overrides: dict[str, Any], loaded: bool
+) -> None:
+    cfg = make_config(**{"train.epochs": 1, **overrides})
+    if cfg["data"]["val_fraction"] == 0:
+        cfg["objective"]["metric"] = "test_acc"
+    trainable = make_trainable(cfg, tmp_path)
+    assert (trainable.data.test_x is not None) == loaded
+    result = trainable.train()
+    assert ("test_acc" in result) == loaded and result["status"] == "ok"
+
+
+def test_a_long_epoch_prints_progress_but_reports_one_result(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = make_config(**{"train.epochs": 2, "train.progress_s": 1e-9})
+    trainable = make_trainable(cfg, tmp_path)
+    capsys.readouterr()
+    result = trainable.train()
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[raynas]")]
+    steps = trainable._steps_per_epoch()
+    # Every batch after the first (each took longer than 1e-9 s): batch 1/n .. (n-1)/n.
+    assert len(lines) == steps - 1, lines
+    assert lines[0].startswith("[raynas] trial default epoch 1/2: batch 1/")
+    assert f"batch {steps - 1}/{steps} " in lines[-1] and "train_loss" in lines[-1]
+    assert result["epoch"] == 1 and trainable.iteration == 1  # one Tune result per epoch
+
+    quiet = make_trainable(make_config(**{"train.progress_s": "null"}), tmp_path / "quiet")
+    capsys.readouterr()
+    quiet.train()
+    assert "[raynas]" not in capsys.readouterr().out

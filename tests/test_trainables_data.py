@@ -13,6 +13,7 @@ import pytest
 import scipy.io
 import torch
 
+from raynas.config import DATASET_CLASSES
 from trainables.data import (
     DATASETS,
     DatasetNotFound,
@@ -211,6 +212,110 @@ def test_limit_caps_training_examples(disk: dict[str, tuple[Path, int, Arrays]])
     assert torch.equal(d.train_x, again.train_x)
 
 
+def test_limit_is_a_stratified_subsample(disk: dict[str, tuple[Path, int, Arrays]]) -> None:
+    root = str(disk["cifar10"][0])  # 5 examples of each class
+    d = load_dataset("cifar10", root=root, limit=20, val_fraction=0.5, seed=2)
+    kept = torch.cat([d.train_y, d.val_y])
+    assert torch.bincount(kept, minlength=10).tolist() == [2] * 10
+    assert torch.bincount(d.val_y, minlength=10).tolist() == [1] * 10
+    # Exactly the number of classes: one example of each.
+    one = load_dataset("cifar10", root=root, limit=10, val_fraction=0.0, seed=2)
+    assert sorted(one.train_y.tolist()) == list(range(10))
+
+
+@pytest.mark.parametrize(("name", "limit"), [("digits", 9), ("wine", 2), ("breast_cancer", 1)])
+def test_limit_below_the_number_of_classes_is_refused(name: str, limit: int) -> None:
+    classes = DATASET_CLASSES[name]
+    with pytest.raises(ValueError, match=rf"limit: must be at least {classes}.*got {limit}"):
+        load_dataset(name, limit=limit)
+    d = load_dataset(name, limit=classes, val_fraction=0.0)
+    assert len(d.train_y) == classes == d.num_classes
+
+
+@pytest.mark.parametrize("name", ["digits", "wine", "breast_cancer", *WRITERS])
+def test_class_counts_match_the_config_table(
+    name: str, disk: dict[str, tuple[Path, int, Arrays]]
+) -> None:
+    root = str(disk[name][0]) if name in disk else None
+    assert load_dataset(name, root=root).num_classes == DATASET_CLASSES[name]
+
+
+@pytest.mark.parametrize("name", ["digits", *WRITERS])
+def test_compact_splits_hold_uint8_and_convert_each_batch_exactly(
+    name: str, disk: dict[str, tuple[Path, int, Arrays]]
+) -> None:
+    root = str(disk[name][0]) if name in disk else None
+    full = load_dataset(name, root=root, seed=1)
+    small = load_dataset(name, root=root, seed=1, compact=True)
+    assert small.compact and not full.compact
+    assert small.scale == (16.0 if name == "digits" else 255.0)
+    assert torch.equal(small.mean, full.mean) and torch.equal(small.std, full.std)
+    pairs = [(small.train_x, full.train_x), (small.val_x, full.val_x), (small.test_x, full.test_x)]
+    for u8, f32 in pairs:
+        assert u8 is not None and f32 is not None
+        assert u8.dtype == torch.uint8 and f32.dtype == torch.float32
+        assert u8.nbytes * 4 == f32.nbytes
+        assert torch.equal(small.as_inputs(u8), f32)  # bit for bit, not merely close
+    assert torch.equal(small.train_y, full.train_y)
+    # Shuffled, augmented batches: the transform runs before the (zero-padded) crop, so the
+    # border is the training mean in both, and the generator draws the same numbers.
+    kwargs = {"batch_size": 7, "shuffle": True, "augment": small.augment}
+    ref = _epoch(full.train_x, full.train_y, 3, **kwargs)
+    got = _epoch(small.train_x, small.train_y, 3, transform=small.as_inputs, **kwargs)
+    assert len(got) == len(ref)
+    for (gx, gy), (rx, ry) in zip(got, ref):
+        assert gx.dtype == torch.float32 and torch.equal(gx, rx) and torch.equal(gy, ry)
+
+
+def test_compact_without_normalisation_gives_raw_inputs() -> None:
+    raw = load_dataset("digits", normalize=False)
+    small = load_dataset("digits", normalize=False, compact=True)
+    assert small.train_x.dtype == torch.uint8 and int(small.train_x.max()) == 16
+    assert torch.equal(small.as_inputs(small.train_x), raw.train_x)
+
+
+def test_compact_is_a_no_op_for_tabular_sets() -> None:
+    d = load_dataset("wine", compact=True)
+    assert not d.compact and d.train_x.dtype == torch.float32
+    assert d.as_inputs(d.train_x) is d.train_x
+    assert torch.equal(d.train_x, load_dataset("wine").train_x)
+
+
+@pytest.mark.parametrize("name", ["digits", *WRITERS])
+def test_test_split_is_loaded_only_when_asked(
+    name: str, disk: dict[str, tuple[Path, int, Arrays]]
+) -> None:
+    root = str(disk[name][0]) if name in disk else None
+    d = load_dataset(name, root=root, load_test=False)
+    assert d.test_x is None and d.test_y is None
+    both = load_dataset(name, root=root)
+    assert torch.equal(d.train_x, both.train_x) and torch.equal(d.val_y, both.val_y)
+    assert torch.equal(d.mean, both.mean)
+
+
+def test_test_files_are_not_needed_unless_asked(
+    tmp_path: Path, disk: dict[str, tuple[Path, int, Arrays]]
+) -> None:
+    root = tmp_path / "train-only"
+    shutil.copytree(disk["fashion_mnist"][0], root)
+    for f in (root / "FashionMNIST" / "raw").glob("t10k-*"):
+        f.unlink()
+    d = load_dataset("fashion_mnist", root=str(root), load_test=False)
+    assert d.test_x is None and len(d.train_y) + len(d.val_y) == disk["fashion_mnist"][1]
+    with pytest.raises(DatasetNotFound, match="t10k-images-idx3-ubyte"):
+        load_dataset("fashion_mnist", root=str(root))
+
+
+def test_fashion_mnist_files_may_lie_in_root_itself(
+    tmp_path: Path, disk: dict[str, tuple[Path, int, Arrays]]
+) -> None:
+    """Debian's dataset-fashion-mnist puts the four .gz files in one flat folder."""
+    flat = tmp_path / "fashion-mnist"
+    shutil.copytree(disk["fashion_mnist"][0] / "FashionMNIST" / "raw", flat)
+    d = load_dataset("fashion_mnist", root=str(flat))
+    assert d.input_shape == (1, 28, 28) and len(d.train_y) + len(d.val_y) == 40
+
+
 def test_missing_root_names_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     with pytest.raises(DatasetNotFound) as info:
@@ -277,6 +382,8 @@ def test_tabular(name: str, features: int, classes: int, total: int) -> None:
         ({"name": "digits", "val_fraction": 1.0}, "val_fraction"),
         ({"name": "digits", "seed": -1}, "seed"),
         ({"name": "digits", "limit": 0}, "limit"),
+        ({"name": "digits", "limit": True}, "limit"),
+        ({"name": "digits", "limit": 100.0}, "limit"),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, object], match: str) -> None:
@@ -361,3 +468,12 @@ def test_cuda_placement_and_batching() -> None:
     assert bx.is_cuda and bx.shape == images.shape
     with pytest.raises(ValueError, match="generator"):
         batches(images, by, batch_size=4, shuffle=True, generator=torch.Generator())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_compact_splits_match_float_splits() -> None:
+    full = load_dataset("digits", device="cuda")
+    small = load_dataset("digits", device="cuda", compact=True, load_test=False)
+    assert small.train_x.is_cuda and small.train_x.dtype == torch.uint8 and small.test_x is None
+    assert torch.equal(small.mean, full.mean) and torch.equal(small.std, full.std)
+    assert torch.equal(small.as_inputs(small.train_x), full.train_x)

@@ -9,7 +9,16 @@ architecture's id and string.
 
 Overhead is designed away: the class trainable supports ``reuse_actors`` (``reset_config``
 rebuilds the child in the same process), datasets are loaded once per worker process and kept
-as tensors on the trial's device, and nothing goes through the object store per trial.
+as tensors on the trial's device (images as uint8, each batch converted to float and
+normalised as it is sliced; the test split only when it is evaluated), and nothing goes
+through the object store per trial.
+
+An epoch that takes longer than ``train.progress_s`` (30 s) prints a progress line to the
+trial's stdout at most that often, which Ray forwards to the driver's console::
+
+    (ClassifyTrainable pid=42) [raynas] trial 07ecbedd epoch 1/4: batch 120/300 (40%), 31 s, ...
+
+These lines are not Tune results: Tune still gets exactly one result per epoch.
 """
 
 from __future__ import annotations
@@ -118,17 +127,26 @@ def configure_determinism(device: torch.device, deterministic: bool) -> None:
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
-def data_from_config(config: dict[str, Any], device: torch.device) -> Any:
-    """The trial's dataset splits (cached per worker process) from its ``data`` section."""
+def data_from_config(config: dict[str, Any], device: torch.device, *, compact: bool = False) -> Any:
+    """The trial's dataset splits (cached per worker process) from its ``data`` section.
+
+    The official test split is loaded only when it is evaluated: ``data.evaluate_test`` or
+    ``data.val_fraction: 0`` (a final training reports it every epoch). ``compact`` keeps
+    images as uint8 (see :func:`trainables.data.load_dataset`): batch them with
+    ``transform=data.as_inputs``.
+    """
     data_cfg = config["data"]
+    val_fraction = float(data_cfg.get("val_fraction", 0.2))
     return load_dataset(
         data_cfg["name"],
         root=data_cfg.get("root"),
         download=bool(data_cfg.get("download", False)),
-        val_fraction=float(data_cfg.get("val_fraction", 0.2)),
+        val_fraction=val_fraction,
         seed=int(config.get("data_seed", 0)),
         device=device,
         limit=data_cfg.get("limit"),
+        compact=compact,
+        load_test=bool(data_cfg.get("evaluate_test", False)) or val_fraction == 0,
     )
 
 
@@ -170,7 +188,7 @@ def check_data_and_model(exp: Any) -> list[str]:
 
     config = trial_settings(exp)
     try:
-        data = data_from_config(config, torch.device("cpu"))
+        data = data_from_config(config, torch.device("cpu"), compact=True)
     except FileNotFoundError as err:
         return [f"data.root: {err}"]
     except (ValueError, OSError, KeyError) as err:
@@ -467,7 +485,7 @@ class ClassifyTrainable(tune.Trainable):
         configure_determinism(self.device, bool(config["train"].get("deterministic", True)))
         self.placement = _placement()
         self.train_cfg: dict[str, Any] = dict(config["train"])
-        self.data = data_from_config(config, self.device)
+        self.data = data_from_config(config, self.device, compact=True)
         seed = trial_seed(int(config.get("seed", 0)), self.arch_id)
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
@@ -520,6 +538,7 @@ class ClassifyTrainable(tune.Trainable):
             shuffle=train,
             generator=self.generator if train else None,
             augment=self.data.augment if train else "none",
+            transform=self.data.as_inputs,
         ):
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
@@ -533,7 +552,14 @@ class ClassifyTrainable(tune.Trainable):
         self.model.train()
         total_loss, correct, seen = 0.0, 0, 0
         clip = self.train_cfg.get("grad_clip")
-        for xb, yb in self._batches(self.data.train_x, self.data.train_y, train=True):
+        every = self.train_cfg.get("progress_s", 30.0)
+        start = last = time.perf_counter()
+        for i, (xb, yb) in enumerate(
+            self._batches(self.data.train_x, self.data.train_y, train=True), 1
+        ):
+            if every is not None and time.perf_counter() - last >= float(every) and seen:
+                last = time.perf_counter()
+                self._progress(i - 1, last - start, total_loss / seen)
             self.optimizer.zero_grad(set_to_none=True)
             logits = self._forward(xb)
             loss = self.criterion(logits.float(), yb)
@@ -553,6 +579,15 @@ class ClassifyTrainable(tune.Trainable):
             correct += int((logits.argmax(1) == yb).sum())
             seen += int(yb.shape[0])
         return total_loss / max(seen, 1), correct / max(seen, 1)
+
+    def _progress(self, done: int, elapsed: float, train_loss: float) -> None:
+        """One progress line within a long epoch, on the trial's stdout (not a Tune result)."""
+        n = self._steps_per_epoch()
+        print(
+            f"[raynas] trial {self.trial_id} epoch {self.epoch + 1}/{self.train_cfg['epochs']}: "
+            f"batch {done}/{n} ({done / n:.0%}), {elapsed:.0f} s, train_loss {train_loss:.4f}",
+            flush=True,
+        )
 
     @torch.no_grad()
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -577,7 +612,7 @@ class ClassifyTrainable(tune.Trainable):
 
         config = trial_settings(exp)
         space = space_from_config(config)
-        data = data_from_config(config, torch.device("cpu"))
+        data = data_from_config(config, torch.device("cpu"), compact=True)
         shape, classes = tuple(data.input_shape), data.num_classes
 
         def cost(arch: dict[str, Any]) -> dict[str, float]:

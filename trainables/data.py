@@ -2,6 +2,9 @@
 
 Each process loads a dataset once (:func:`load_dataset` caches it), splits, normalises and moves
 it to the device; :func:`batches` then slices and augments mini-batches there (no DataLoader).
+With ``compact=True`` (what ``classify`` asks for) image datasets stay the files' uint8 values
+on the device, a quarter of float32's memory, and each batch is scaled and normalised as it is
+sliced (``batches(..., transform=splits.as_inputs)``): the same numbers, computed per batch.
 
 Built in (scikit-learn, offline; ``root`` ignored): ``digits`` (the default; 1,797 8x8 images,
 shape (1, 8, 8), 10 classes), ``wine`` (13 features, 3 classes) and ``breast_cancer`` (30
@@ -13,7 +16,9 @@ On disk under ``root``, in torchvision's formats (``root`` may also be the sub-f
   ``data``: N x 3072 uint8, ``labels``).
 * ``cifar100``: ``<root>/cifar-100-python/{train, test}`` (``data``, ``fine_labels``).
 * ``fashion_mnist``: ``<root>/FashionMNIST/raw/{train,t10k}-images-idx3-ubyte`` and
-  ``{train,t10k}-labels-idx1-ubyte``, each plain or gzipped (``.gz``).
+  ``{train,t10k}-labels-idx1-ubyte``, each plain or gzipped (``.gz``); the four files may also
+  lie in ``root`` itself, as Debian's ``dataset-fashion-mnist`` installs them
+  (``root: /usr/share/datasets/fashion-mnist``).
 * ``svhn``: ``<root>/{train_32x32.mat, test_32x32.mat}`` (``X``: 32x32x3xN, ``y``: Nx1 with 10
   meaning digit 0); ``extra_32x32.mat`` is not used.
 * ``imagenet16``: ``<root>/ImageNet16/{train_data_batch_1..10, val_data}``, NAS-Bench-201's
@@ -22,13 +27,16 @@ On disk under ``root``, in torchvision's formats (``root`` may also be the sub-f
 
 ``download=True`` fetches missing CIFAR / Fashion-MNIST / SVHN files into ``root`` with
 torchvision; otherwise nothing is downloaded and a missing file raises :class:`DatasetNotFound`.
+With ``load_test=False`` the test files are neither read nor required (``test_x`` is None).
 
 Splits: test is the official test split (``val_data`` for ImageNet16; for the scikit-learn sets
 a fixed stratified 20% holdout that does not depend on ``seed``). Validation is carved from the
 official train split by a *stratified* permutation drawn from ``numpy.random.default_rng(seed)``
 (each class gives ``val_fraction`` of its examples, up to rounding): same seed, same split, in
-any process. ``val_fraction=0`` holds out nothing: the whole (limited) official training split
-trains and the validation split is empty. Images are scaled to [0, 1], then every split is
+any process; ``limit`` subsamples the official train split first, stratified the same way
+(the rule it must meet is :func:`raynas.config.limit_problem`). ``val_fraction=0`` holds out
+nothing: the whole (limited) official training split trains and the validation split is empty.
+Images are scaled to [0, 1], then every split is
 normalised with the per-channel (per-feature for tabular sets) mean and std of the final training
 split; ``DataSplits.mean`` / ``std`` keep those statistics (an exported model applies them to raw
 inputs, see :data:`RAW_INPUTS`), and ``normalize=False`` returns the splits before that step.
@@ -53,6 +61,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from raynas.config import DATASET_CLASSES, limit_problem
 
 __all__ = [
     "DATASETS",
@@ -80,12 +90,15 @@ _C10 = tuple(f"data_batch_{i}" for i in range(1, 6))
 _IN16 = tuple(f"train_data_batch_{i}" for i in range(1, 11))
 _FM_TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 _FM_TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_N = DATASET_CLASSES  # the class counts the `data.limit` rule uses too
 _SPECS: dict[str, _Spec] = {
-    "cifar10": _Spec("cifar-10-batches-py", _C10, ("test_batch",), 10, "crop_flip"),
-    "cifar100": _Spec("cifar-100-python", ("train",), ("test",), 100, "crop_flip"),
-    "fashion_mnist": _Spec(os.path.join("FashionMNIST", "raw"), _FM_TRAIN, _FM_TEST, 10, "none"),
-    "svhn": _Spec("", ("train_32x32.mat",), ("test_32x32.mat",), 10, "crop"),
-    "imagenet16": _Spec("ImageNet16", _IN16, ("val_data",), 120, "crop_flip"),
+    "cifar10": _Spec("cifar-10-batches-py", _C10, ("test_batch",), _N["cifar10"], "crop_flip"),
+    "cifar100": _Spec("cifar-100-python", ("train",), ("test",), _N["cifar100"], "crop_flip"),
+    "fashion_mnist": _Spec(
+        os.path.join("FashionMNIST", "raw"), _FM_TRAIN, _FM_TEST, _N["fashion_mnist"], "none"
+    ),
+    "svhn": _Spec("", ("train_32x32.mat",), ("test_32x32.mat",), _N["svhn"], "crop"),
+    "imagenet16": _Spec("ImageNet16", _IN16, ("val_data",), _N["imagenet16"], "crop_flip"),
 }
 _BUILTIN = ("digits", "wine", "breast_cancer")
 DATASETS: tuple[str, ...] = ("digits", *_SPECS, "wine", "breast_cancer")
@@ -124,19 +137,24 @@ class DataSplits:
         name: Dataset name, one of :data:`DATASETS`.
         num_classes: Number of classes; labels are in ``[0, num_classes)``.
         input_shape: Shape of one example: ``(C, H, W)`` for images, ``(features,)`` else.
-        train_x: Training inputs, float32, ``(N, *input_shape)``.
+        train_x: Training inputs, ``(N, *input_shape)``: float32, or when ``compact`` the
+            raw uint8 values (``as_inputs`` turns a batch of them into float32 inputs).
         train_y: Training labels, int64, ``(N,)``.
         val_x: Validation inputs carved from the official training split (empty when
             ``val_fraction`` is 0).
         val_y: Validation labels.
-        test_x: Test inputs (official test split), or None if the dataset has none.
+        test_x: Test inputs (official test split), or None if the dataset has none or it
+            was not loaded (``load_test=False``).
         test_y: Test labels, or None.
         augment: Training augmentation for :func:`batches`: "crop_flip", "crop" or "none".
         mean: Per-channel (per-feature) mean of the raw training split, shaped to broadcast
             over a batch: ``(1, C, 1, 1)`` for images, ``(1, features)`` else.
         std: The matching standard deviation (population, clamped to >= 1e-6).
         normalized: Whether the inputs are ``(raw - mean) / std`` (else raw, see
-            :data:`RAW_INPUTS`).
+            :data:`RAW_INPUTS`); for ``compact`` splits, whether ``as_inputs`` normalises.
+        compact: The image tensors hold the files' uint8 values; ``as_inputs`` converts.
+        scale: What a uint8 value is divided by to give a raw input in [0, 1] (255; 16 for
+            digits; 1.0 for tabular sets).
     """
 
     name: str
@@ -152,6 +170,28 @@ class DataSplits:
     mean: Tensor
     std: Tensor
     normalized: bool = True
+    compact: bool = False
+    scale: float = 1.0
+
+    def as_inputs(self, x: Tensor) -> Tensor:
+        """A batch of stored inputs as the float32 inputs a network trains on.
+
+        The identity for float splits; for ``compact`` ones ``x / scale``, then (when
+        ``normalized``) ``(x - mean) / std``: the arithmetic :func:`load_dataset` applies to a
+        whole float split, so a batch converted here equals the same batch of float splits.
+        Pass it as ``batches(..., transform=splits.as_inputs)``.
+
+        Example:
+            >>> d = load_dataset("digits", compact=True)
+            >>> d.as_inputs(d.train_x[:8]).dtype
+            torch.float32
+        """
+        if not self.compact:
+            return x
+        out = x.to(torch.float32)
+        if self.scale != 1.0:
+            out = out.div_(self.scale)
+        return out.sub_(self.mean).div_(self.std) if self.normalized else out
 
     def normalizer(self) -> Normalize:
         """The normalisation of these splits as a module (on the CPU): raw inputs in, what the
@@ -189,13 +229,14 @@ class _Raw:
 
     x: np.ndarray
     y: np.ndarray
-    test_x: np.ndarray
-    test_y: np.ndarray
+    test_x: np.ndarray | None  # None: the test split was not asked for
+    test_y: np.ndarray | None
     num_classes: int
     scale: float
 
 
-_CacheKey = tuple[str, str | None, float, int, str, int | None, bool]
+#: name, root, val_fraction, seed, device, limit, normalize, compact, load_test
+_CacheKey = tuple[str, str | None, float, int, str, int | None, bool, bool, bool]
 _CACHE: dict[_CacheKey, DataSplits] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -216,11 +257,13 @@ def load_dataset(
     device: str | torch.device = "cpu",
     limit: int | None = None,
     normalize: bool = True,
+    compact: bool = False,
+    load_test: bool = True,
 ) -> DataSplits:
     """Load, split, normalise and move a dataset to ``device``, once per process.
 
-    Results are cached by ``(name, root, val_fraction, seed, device, limit, normalize)``, so a
-    Ray worker that runs many trials reads the files only once.
+    Results are cached by every argument but ``download``, so a Ray worker that runs many
+    trials reads the files only once.
 
     Args:
         name: One of :data:`DATASETS`.
@@ -233,10 +276,15 @@ def load_dataset(
         seed: Seed of the validation split and of the ``limit`` subsample (``>= 0``).
         device: Where the tensors are placed.
         limit: If given, keep only this many examples of the official training split (a
-            stratified seeded subsample) before carving the validation split. The test split
-            is not limited.
+            stratified seeded subsample) before carving the validation split; at least the
+            number of classes (:func:`raynas.config.limit_problem`). The test split is not
+            limited.
         normalize: Normalise every split with the training split's statistics; False keeps
             the raw inputs (:data:`RAW_INPUTS`), the statistics still in ``mean`` / ``std``.
+        compact: Keep image inputs as uint8 on ``device`` (a quarter of the memory); each
+            batch is then converted by ``DataSplits.as_inputs``. No effect on tabular sets.
+        load_test: Read the official test split; False neither reads nor requires its files
+            (``test_x`` / ``test_y`` are None).
 
     Returns:
         The dataset splits, on ``device``.
@@ -251,13 +299,24 @@ def load_dataset(
         raise ValueError(f"val_fraction: must be in [0, 1), got {val_fraction!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed: must be an int >= 0, got {seed!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 2):
-        raise ValueError(f"limit: must be None or an int >= 2, got {limit!r}")
+    problem = limit_problem(name, limit)
+    if problem is not None:
+        raise ValueError(f"limit: {problem}, got {limit!r}")
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:  # "cuda" and "cuda:0" share a cache entry
         dev = torch.device("cuda", torch.cuda.current_device())
     root_key = None if name in _BUILTIN or root is None else os.path.abspath(root)
-    key: _CacheKey = (name, root_key, float(val_fraction), seed, str(dev), limit, bool(normalize))
+    key: _CacheKey = (
+        name,
+        root_key,
+        float(val_fraction),
+        seed,
+        str(dev),
+        limit,
+        bool(normalize),
+        bool(compact),
+        bool(load_test),
+    )
     with _CACHE_LOCK:
         if key in _CACHE:
             return _CACHE[key]
@@ -275,6 +334,7 @@ def batches(
     generator: torch.Generator | None,
     augment: str = "none",
     drop_last: bool = False,
+    transform: Callable[[Tensor], Tensor] | None = None,
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Yield mini-batches of ``(x, y)`` by slicing tensors on their own device.
 
@@ -292,6 +352,9 @@ def batches(
             ``min(4, max(1, min(H, W) // 8))`` pixels) or "crop_flip" (crop, then horizontal
             flip with probability 1/2). Usually ``DataSplits.augment`` for training.
         drop_last: Skip the last batch if it is smaller than ``batch_size``.
+        transform: Applied to each sliced batch of inputs before augmentation, e.g.
+            ``DataSplits.as_inputs`` for compact (uint8) splits; it must not draw random
+            numbers (the batches then match those of float splits exactly).
 
     Returns:
         An iterator over ``(inputs, labels)`` batches.
@@ -326,6 +389,8 @@ def batches(
             else:
                 idx = order[start:stop]
                 xb, yb = x.index_select(0, idx), y.index_select(0, idx.to(y.device))
+            if transform is not None:
+                xb = transform(xb)
             if augment != "none":
                 xb = _augment(xb, flip=augment == "crop_flip", generator=generator)
             yield xb, yb
@@ -377,20 +442,27 @@ def _split(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[An
 
 
 def _build(key: _CacheKey, root: str | None, download: bool, device: torch.device) -> DataSplits:
-    name, _, val_fraction, seed, _, limit, normalize = key
-    raw = _read_builtin(name) if name in _BUILTIN else _read_files(name, root, download)
+    name, _, val_fraction, seed, _, limit, normalize, compact, load_test = key
+    if name in _BUILTIN:
+        raw = _read_builtin(name, load_test)
+    else:
+        raw = _read_files(name, root, download, load_test)
     rng = np.random.default_rng(seed)
     x, y = raw.x, raw.y
     if limit is not None and limit < len(y):
         keep = np.sort(_stratified_order(y, rng)[:limit])
         x, y = x[keep], y[keep]
     train_idx, val_idx = _split(y, val_fraction, rng)
+    compact = compact and x.dtype == np.uint8  # tabular sets are float already
+
+    def as_float(t: Tensor) -> Tensor:
+        t = t.to(torch.float32, copy=True)
+        return t.div_(raw.scale) if raw.scale != 1.0 else t
 
     def to_device(a: np.ndarray) -> Tensor:
         # Move the compact (often uint8) array first, then convert on the device.
         t = torch.from_numpy(np.ascontiguousarray(a)).to(device)
-        t = t.to(torch.float32, copy=True)
-        return t.div_(raw.scale) if raw.scale != 1.0 else t
+        return t if compact else as_float(t)
 
     def index(a: np.ndarray) -> Tensor:
         return torch.from_numpy(a.astype(np.int64)).to(device)
@@ -398,13 +470,20 @@ def _build(key: _CacheKey, root: str | None, download: bool, device: torch.devic
     x_all = to_device(x)
     train_x, val_x = x_all[index(train_idx)], x_all[index(val_idx)]
     del x_all
-    dims = (0, 2, 3) if train_x.dim() == 4 else (0,)
-    std, mean = torch.std_mean(train_x, dim=dims, correction=0, keepdim=True)
+    # Statistics of the float training split; in compact mode a transient copy (the same
+    # tensor as the float path's, so the same mean and std), freed before training starts.
+    train_f = as_float(train_x) if compact else train_x
+    dims = (0, 2, 3) if train_f.dim() == 4 else (0,)
+    std, mean = torch.std_mean(train_f, dim=dims, correction=0, keepdim=True)
     std = std.clamp_min(1e-6)
-    test_x = to_device(raw.test_x)
-    if normalize:
+    del train_f
+    if compact and device.type == "cuda":
+        torch.cuda.empty_cache()  # give the transient copy back, not only to torch's cache
+    test_x = None if raw.test_x is None else to_device(raw.test_x)
+    if normalize and not compact:
         for t in (train_x, val_x, test_x):
-            t.sub_(mean).div_(std)
+            if t is not None:
+                t.sub_(mean).div_(std)
 
     return DataSplits(
         name=name,
@@ -415,18 +494,20 @@ def _build(key: _CacheKey, root: str | None, download: bool, device: torch.devic
         val_x=val_x,
         val_y=index(y[val_idx]),
         test_x=test_x,
-        test_y=index(raw.test_y),
+        test_y=None if raw.test_y is None else index(raw.test_y),
         augment=_SPECS[name].augment if name in _SPECS else "none",
         mean=mean,
         std=std,
         normalized=normalize,
+        compact=compact,
+        scale=raw.scale,
     )
 
 
 # ----------------------------------------------------------------------------- readers
 
 
-def _read_builtin(name: str) -> _Raw:
+def _read_builtin(name: str, load_test: bool) -> _Raw:
     from sklearn import datasets as skd
 
     if name == "digits":
@@ -437,7 +518,8 @@ def _read_builtin(name: str) -> _Raw:
         x, scale = bunch.data.astype(np.float32), 1.0
     y = bunch.target.astype(np.int64)
     rest, test = _split(y, _HOLDOUT_FRACTION, np.random.default_rng(_HOLDOUT_SEED))
-    return _Raw(x[rest], y[rest], x[test], y[test], int(y.max()) + 1, scale)
+    tx, ty = (x[test], y[test]) if load_test else (None, None)
+    return _Raw(x[rest], y[rest], tx, ty, int(y.max()) + 1, scale)
 
 
 def _resolve(folder: str, file: str) -> str | None:
@@ -463,18 +545,20 @@ def _not_found(name: str, path: str) -> DatasetNotFound:
     return DatasetNotFound(f"{name}: not found at {path}. Expected layout: {layout}. Fix: {how}.")
 
 
-def _find_folder(name: str, root: str | None, download: bool) -> str:
-    """The folder holding ``name``'s files (``root/<subdir>`` or ``root``), downloading if asked."""
+def _find_folder(name: str, root: str | None, download: bool, load_test: bool) -> str:
+    """The folder holding ``name``'s files (``root/<subdir>`` or ``root``), downloading if asked;
+    the test files are required only with ``load_test``."""
     if root is None:
         raise _not_found(name, "<no root given>")
     spec = _SPECS[name]
+    needed = spec.train + spec.test if load_test else spec.train
     primary = os.path.join(root, spec.subdir) if spec.subdir else root
     for folder in (primary, root):
-        if all(_resolve(folder, f) for f in spec.train + spec.test):
+        if all(_resolve(folder, f) for f in needed):
             return folder
     if download and name != "imagenet16":
         _download(name, root)
-    for f in spec.train + spec.test:
+    for f in needed:
         if _resolve(primary, f) is None:
             raise _not_found(name, os.path.join(primary, f))
     return primary
@@ -536,25 +620,27 @@ def _svhn(path: str) -> tuple[np.ndarray, np.ndarray]:
     return x, mat["y"].reshape(-1).astype(np.int64) % 10  # label 10 means digit 0
 
 
-def _read_files(name: str, root: str | None, download: bool) -> _Raw:
-    folder = _find_folder(name, root, download)
+def _read_files(name: str, root: str | None, download: bool, load_test: bool) -> _Raw:
+    folder = _find_folder(name, root, download, load_test)
     spec = _SPECS[name]
     train = [p for p in (_resolve(folder, f) for f in spec.train) if p]
-    test = [p for p in (_resolve(folder, f) for f in spec.test) if p]
-    if name in ("cifar10", "cifar100"):
-        key = "labels" if name == "cifar10" else "fine_labels"
-        (x, y), (tx, ty) = _pickled(train, key, 32), _pickled(test, key, 32)
-    elif name == "fashion_mnist":
-        x, y = _idx(train[0], 3)[:, None], _idx(train[1], 1).astype(np.int64)
-        tx, ty = _idx(test[0], 3)[:, None], _idx(test[1], 1).astype(np.int64)
-    elif name == "svhn":
-        (x, y), (tx, ty) = _svhn(train[0]), _svhn(test[0])
-    else:
+    test = [p for p in (_resolve(folder, f) for f in spec.test) if p] if load_test else []
+
+    def read(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        if name in ("cifar10", "cifar100"):
+            return _pickled(paths, "labels" if name == "cifar10" else "fine_labels", 32)
+        if name == "fashion_mnist":
+            return _idx(paths[0], 3)[:, None], _idx(paths[1], 1).astype(np.int64)
+        if name == "svhn":
+            return _svhn(paths[0])
         # ImageNet16-120: the first 120 of the 1,000 (1-based) classes.
-        (x, y), (tx, ty) = _pickled(train, "labels", 16, 120), _pickled(test, "labels", 16, 120)
+        return _pickled(paths, "labels", 16, 120)
+
+    x, y = read(train)
+    tx, ty = read(test) if load_test else (None, None)
     num_classes = spec.num_classes
     for split, labels in (("train", y), ("test", ty)):
-        if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
             raise ValueError(
                 f"{name}: {split} labels outside [0, {num_classes}) in {folder}; "
                 "are these the right files?"
