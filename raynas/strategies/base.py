@@ -27,8 +27,11 @@ The base owns the rest: trial-to-arch bookkeeping, no duplicate trials in discre
 (a duplicate proposal is re-proposed; after ``MAX_REPROPOSE`` tries an unseen member is
 drawn), ``FINISHED`` when the space is exhausted, metric and mode, a per-instance seeded RNG,
 driver-side constraints (:meth:`set_constraint_check`), synchronous batches
-(:meth:`set_sync_batch`), and ``save``/``restore`` of the complete state, RNGs included, so a
-restored searcher proposes exactly what an uninterrupted one would.
+(:meth:`set_sync_batch`), a concurrency limit (:meth:`set_max_concurrency`, which Tune's
+``ConcurrencyLimiter`` hands over), evaluations made elsewhere (:meth:`add_evaluated_point`,
+:meth:`add_evaluated_trials`, :meth:`warm_start`: observed exactly like finished trials), and
+``save``/``restore`` of the complete state, RNGs included, metric and mode too, so a restored
+searcher proposes exactly what an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from __future__ import annotations
 import copy
 import math
 import pickle
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -44,6 +48,14 @@ import numpy as np
 from ray.tune.search import Searcher
 
 from raynas.space import Arch, Space
+from raynas.strategies.evaluated import (
+    Evaluation,
+    as_results,
+    config_arch,
+    point_results,
+    records_from,
+    renamed_metric,
+)
 from raynas.strategies.scores import resolve_values, worst_below
 
 #: Result statuses that mean "no usable objective value".
@@ -55,8 +67,23 @@ MAX_REFUSALS = 200
 #: Refused candidates kept, with their violations, in ``refused_examples``.
 REFUSED_EXAMPLES = 5
 
+#: Trial ids of evaluations fed from outside (``add_evaluated_point``, ``warm_start``).
+EVALUATED_ID = "__evaluated_{}__"
+UNDEFINED_METRIC_MODE = (
+    "strategy {name!r}: suggest() needs the metric and mode, got (metric={metric!r}, "
+    "mode={mode!r}); pass metric= and mode= to the strategy (Tune calls "
+    "set_search_properties only when the Tuner has a non-empty param_space)"
+)
+NO_METRIC_TO_SCORE = (
+    "strategy {name!r}: {where} needs the searcher's metric and mode to score evaluations, got "
+    "(metric={metric!r}, mode={mode!r}); pass metric= and mode= to the strategy first"
+)
+
 #: ``arch -> violated constraints`` (empty: feasible), computed on the driver.
 ConstraintCheck = Callable[[Arch], Sequence[str]]
+#: A result as :meth:`NASSearcher.warm_start` takes it: None (no result), the final result
+#: dict, or every result the trial reported, in order.
+WarmResult = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
 
 class StrategyError(ValueError):
@@ -119,6 +146,7 @@ class NASSearcher(Searcher):
         "_constraint_check",
         "_max_refusals",
         "_values_cache",
+        "max_concurrent",
     )
 
     def __init__(
@@ -171,6 +199,10 @@ class NASSearcher(Searcher):
         self.batch_done: dict[str, tuple[dict[str, Any] | None, bool]] = {}
         self.batches_done = 0
         self._values_cache: tuple[int, np.ndarray] | None = None
+        #: Most trials in flight (``set_max_concurrency``); None: no limit here.
+        self.max_concurrent: int | None = None
+        #: Evaluations fed from outside so far (their trial ids are ``EVALUATED_ID``).
+        self.evaluated = 0
 
     # --- the strategy API -----------------------------------------------------------
     def propose(self) -> Arch | None:
@@ -313,7 +345,29 @@ class NASSearcher(Searcher):
             self.max_fidelity = epochs
         return True
 
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        """Run at most ``max_concurrent`` trials at once: ``suggest`` returns None (before the
+        strategy is asked, so the search is the same at any limit) while that many are in
+        flight. Tune's ``ConcurrencyLimiter`` calls this and then leaves the limit to the
+        searcher (which, unlike the limiter, also counts the trials a restored searcher had
+        in flight: Tune runs them again on resume). ``ConcurrencyLimiter(batch=True)`` then
+        batches nothing; :meth:`set_sync_batch` is the batch mode. Wiring, not state:
+        ``restore`` keeps the limit set on the instance.
+
+        Returns:
+            True: the searcher enforces the limit itself.
+        """
+        self.max_concurrent = check_int("max_concurrent", max_concurrent, 1)
+        return True
+
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
+        if not self._metric or not self._mode:
+            raise StrategyError(
+                UNDEFINED_METRIC_MODE.format(name=self.name, metric=self._metric, mode=self._mode)
+            )
+        running = len(self.live) - len(self.batch_done)  # held-back results are done trials
+        if self.max_concurrent is not None and running >= self.max_concurrent:
+            return None
         if self.sync_batch is None:
             return self._suggest_one(trial_id)
         while True:
@@ -451,15 +505,152 @@ class NASSearcher(Searcher):
         self.observe(arch, score, result)
 
     def _fidelity(self, result: Mapping[str, Any] | None) -> float | None:
-        """Epochs trained when the trial stopped before its full budget, else None."""
+        """Epochs trained when the trial stopped before its full budget, else None (a result
+        marked ``censored`` says its own ``fidelity``: a pruned ``add_evaluated_point``)."""
         if not result:
             return None
+        if result.get("censored") is True:
+            marked = _number(result.get("fidelity"))
+            if marked is not None:
+                return marked
         epoch = _number(result.get("epoch"))
         # A replayed run (tabular trainable) says its own length.
         full = _number(result.get("epochs_total") or self.max_fidelity)
         if epoch is None or full is None or epoch >= full:
             return None
         return epoch
+
+    # --- evaluations made elsewhere -----------------------------------------------------
+    def add_evaluated_point(
+        self,
+        parameters: dict[str, Any],
+        value: float,
+        error: bool = False,
+        pruned: bool = False,
+        intermediate_values: list[float] | None = None,
+    ) -> None:
+        """Observe an evaluation made outside this searcher, as if it were a finished trial.
+
+        Tune's ``Searcher.add_evaluated_point``. The point joins ``history`` (and ``seen``:
+        never proposed again) through the same path as a trial's ``on_trial_complete``, so
+        every strategy learns from it as from its own trials (REINFORCE, on-policy, counts
+        it as ``off_policy``).
+
+        Args:
+            parameters: A config as :meth:`suggest` returns it, ``{"arch": arch}``.
+            value: The metric in the searcher's own mode (as a trial would report it); None,
+                NaN or inf: a failed evaluation.
+            error: The evaluation failed (its value is ignored).
+            pruned: A scheduler stopped it early: compared within the rung it reached (the
+                epoch of its last intermediate value; 0 without any), below trials that went
+                further.
+            intermediate_values: The metric after each epoch, in order.
+
+        Raises:
+            StrategyError: no metric or mode yet, or ``parameters`` is no config of this
+                space (the message names the bad key).
+
+        Example:
+            >>> searcher.add_evaluated_point({"arch": arch}, 0.91)
+        """
+        where = "add_evaluated_point"
+        self._require_metric(where)
+        arch = config_arch(self.space, parameters, where)
+        steps = point_results(
+            str(self.metric), value, pruned=pruned, intermediate_values=intermediate_values
+        )
+        self._feed(arch, steps, error=error)
+
+    def add_evaluated_trials(self, trials_or_analysis: Any, metric: str) -> None:
+        """Observe the finished trials of another run (Tune's ``add_evaluated_trials``).
+
+        Accepts a ``Trial``, a list of them, an ``ExperimentAnalysis``, a ``ResultGrid`` or a
+        pandas ``DataFrame`` (one row per trial, config columns ``config/arch/...`` as in
+        ``ResultGrid.get_dataframe()``, or an ``arch`` column); see
+        :mod:`raynas.strategies.evaluated`. Each trial's whole result (its curve too, from a
+        ``ResultGrid``) is observed as if it had finished here, with ``metric`` read as the
+        searcher's metric in the searcher's mode. Unfinished trials are left out, errored
+        ones are failures. Every config is checked before any is observed.
+
+        Raises:
+            StrategyError: no metric or mode yet, or a config that is not one of this space.
+            TypeError: an input of another kind.
+        """
+        where = "add_evaluated_trials"
+        self._require_metric(where)
+        records = list(records_from(trials_or_analysis, metric))
+        parsed = [
+            (config_arch(self.space, r.config, f"{where}: trial {i}"), r)
+            for i, r in enumerate(records)
+        ]
+        if not any(r.results and metric in r.results[-1] for _, r in parsed):
+            warnings.warn(
+                f"{where}: no trial reported the metric {metric!r}; every one is observed as "
+                "a failure (is the metric name right?)",
+                stacklevel=2,
+            )
+        for arch, record in parsed:
+            results = [renamed_metric(r, metric, str(self.metric)) for r in record.results]
+            self._feed(arch, results, error=record.error)
+
+    def warm_start(self, records: Iterable[tuple[Mapping[str, Any], WarmResult]]) -> int:
+        """Observe the trials of a previous experiment before this search starts.
+
+        Each record goes through the path of a trial that finished here: every result is
+        given to ``on_trial_result`` (the curve links the rungs of early-stopped trials),
+        the last one to ``on_trial_complete``; ``epoch`` against the full budget decides
+        whether it was early-stopped (:mod:`raynas.strategies.scores`). The archs are marked
+        seen (never proposed again). Every record is checked before any is observed.
+
+        Args:
+            records: ``(config, result)`` pairs: ``config`` as :meth:`suggest` returns it
+                (``{"arch": arch}``, other keys ignored); ``result`` None (the trial gave no
+                result: a failure), its final result dict (the metric under the searcher's
+                own metric name), or every result it reported, in order.
+
+        Returns:
+            How many records were observed.
+
+        Raises:
+            StrategyError: no metric or mode yet, a record that is no ``(config, result)``
+                pair, or a config that is not one of this space (naming the bad key).
+
+        Example:
+            >>> fed = searcher.warm_start([({"arch": arch}, {"val_acc": 0.9, "epoch": 10})])
+        """
+        self._require_metric("warm_start")
+        parsed: list[tuple[Arch, Evaluation]] = []
+        for i, record in enumerate(records):
+            where = f"warm_start: record {i}"
+            if not (isinstance(record, Sequence) and len(record) == 2):
+                raise StrategyError(f"{where} must be a (config, result) pair, got {record!r}")
+            config, result = record
+            try:
+                results = as_results(result)
+            except TypeError as err:
+                raise StrategyError(f"{where}: {err}") from err
+            parsed.append((config_arch(self.space, config, where), Evaluation(config, results)))
+        for arch, evaluation in parsed:
+            self._feed(arch, evaluation.results, error=False)
+        return len(parsed)
+
+    def _require_metric(self, where: str) -> None:
+        if not self._metric or not self._mode:
+            raise StrategyError(
+                NO_METRIC_TO_SCORE.format(
+                    name=self.name, where=where, metric=self._metric, mode=self._mode
+                )
+            )
+
+    def _feed(self, arch: Arch, results: list[dict[str, Any]], *, error: bool) -> None:
+        """Observe an outside evaluation through a trial's own path (a fresh trial id)."""
+        trial_id = EVALUATED_ID.format(self.evaluated)
+        self.evaluated += 1
+        self.seen.add(self.space.arch_id(arch))
+        self.live[trial_id] = arch
+        for result in results:
+            self.on_trial_result(trial_id, result)
+        self._observe_trial(trial_id, results[-1] if results else None, error)
 
     # --- state ------------------------------------------------------------------------
     def _transient(self) -> tuple[str, ...]:

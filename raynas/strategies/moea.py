@@ -13,6 +13,14 @@ failed result (error, NaN, missing primary metric, ``constraint_violated``, ``di
 dominated by every valid one; a valid result that lacks a secondary objective counts as the
 worst value of that objective.
 
+Not inside Tune's ``Repeater``: it hands the inner searcher only the mean of the primary
+metric, so every other objective would be lost and the search would be silently
+single-objective. With two or more objectives, ``suggest`` under a ``Repeater`` raises a
+:class:`~raynas.strategies.base.StrategyError`; average repeats inside the trainable instead.
+A scalarised objective (``objective.scalarize``) is one metric: its mean over repeats is the
+scalarisation of the means, so any single-objective strategy, and ``moea`` with that one
+objective, works under a ``Repeater``.
+
 Example:
     >>> searcher = get_strategy("moea", space, metric="val_acc", mode="max",
     ...                         objectives=[("val_acc", "max"), ("latency_ms", "min")])
@@ -20,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,6 +40,37 @@ from raynas.strategies import register_strategy
 from raynas.strategies.base import NASSearcher, StrategyError, check_int, result_score
 
 DEFAULT_SECONDARY = ("params", "min")
+REPEATER_UNSUPPORTED = (
+    "strategy 'moea' cannot run inside ray.tune.search.Repeater: the Repeater passes only the "
+    "mean of {metric!r} to the searcher, so the other objectives {others} would be lost; "
+    "average the repeats inside the trainable, or optimise one (scalarised) objective"
+)
+#: Frames above ``suggest`` searched for a ``Repeater`` (wrappers may stack).
+CALLER_DEPTH = 6
+
+
+def _under_repeater(searcher: object) -> bool:
+    """Whether ``searcher.suggest`` was called by a Tune ``Repeater`` wrapping it (directly
+    or through other wrappers, e.g. a ``ConcurrencyLimiter``). The Repeater's own
+    interface offers no way to know: it is found among the calling frames."""
+    from ray.tune.search import Repeater
+
+    frame = inspect.currentframe()
+    try:
+        for _ in range(CALLER_DEPTH):
+            frame = frame.f_back if frame is not None else None
+            if frame is None:
+                return False
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, Repeater):
+                inner: Any = owner.searcher
+                while inner is not None:
+                    if inner is searcher:
+                        return True
+                    inner = getattr(inner, "searcher", None)
+        return False
+    finally:
+        del frame
 
 
 def _parse_objectives(objectives: Any) -> list[tuple[str, str]] | None:
@@ -197,6 +237,23 @@ class MOEA(NASSearcher):
             value = result_score(result, metric, mode)
             vec.append(-math.inf if value is None else value)
         return vec
+
+    # --- Tune -----------------------------------------------------------------------------
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
+        """The base's ``suggest``; refused inside a ``Repeater`` with several objectives.
+
+        Raises:
+            StrategyError: wrapped in ``ray.tune.search.Repeater`` with two or more
+                objectives (see the module docstring).
+        """
+        objectives = self.active_objectives()
+        if len(objectives) > 1 and _under_repeater(self):
+            raise StrategyError(
+                REPEATER_UNSUPPORTED.format(
+                    metric=objectives[0][0], others=[m for m, _ in objectives[1:]]
+                )
+            )
+        return super().suggest(trial_id)
 
     # --- the strategy API ---------------------------------------------------------------
     def propose(self) -> Arch | None:

@@ -18,7 +18,9 @@ metric and mode never reach it) and maps each hyperopt sample back with
   when that trial finishes. Instead of the duplicate, an unseen mutant of it (one decision
   changed: TPE's preferred region) is proposed, or a random unseen member if none is
   found, and its result is written into hyperopt's trials as a finished point, so TPE
-  learns from it too. Hyperopt is asked once per proposal: asking again costs a full TPE
+  learns from it too; so is every other evaluation hyperopt did not suggest (the base's
+  random fallback, an architecture a scheduler changed, ``add_evaluated_point`` and
+  ``warm_start``). Hyperopt is asked once per proposal: asking again costs a full TPE
   step (tens of milliseconds at 1,000 results) and a converged TPE repeats itself.
 
 Save / restore includes hyperopt's trials and random state, so a restored searcher continues
@@ -169,7 +171,9 @@ class TPE(NASSearcher):
         key = self.space.arch_id(arch)
         index = self.index[key] = len(self.history) - 1
         waiting = self.inner_ids.pop(key, [])
-        if key in self.outside:
+        if key in self.outside or not waiting:
+            # Not suggested by hyperopt: proposed instead of a duplicate, the base's random
+            # fallback, an arch a scheduler changed, or an evaluation fed from outside.
             self.outside.discard(key)
             self._inject(arch, index)
         elif self.allow_repeats and len(waiting) > 1:

@@ -8,6 +8,15 @@ constructor), drives the searcher by hand the way Ray Tune does (``suggest`` /
 :func:`run_strategy_conformance` runs them all; :class:`HandDriver` is the driver, also
 useful for benchmarks and learning tests.
 
+Ray ships no searcher conformance suite, but its in-tree tests (``test_searchers.py``,
+``test_tune_restore_warm_start.py``) state the contract a Tune searcher keeps; the checks
+that port it drive Tune's own wrappers (``ConcurrencyLimiter``, ``Repeater``) by hand:
+:func:`check_late_callbacks`, :func:`check_add_evaluated` (``add_evaluated_point``,
+``add_evaluated_trials``, ``warm_start``), :func:`check_restore_without_properties`,
+:func:`check_save_restore` (Ray's 5 + restore + 5 = 10 trials), :func:`check_concurrency_limit`
+and :func:`check_repeater`. What needs a real ``tune.Tuner`` run (NaN and inf through Tune,
+checkpoint-time pickling, Tune's pending-trial count) is in ``tests/test_tune_contract.py``.
+
 Example:
     >>> from raynas.testing.strategies import run_strategy_conformance
     >>> run_strategy_conformance("evolution", population_size=10)
@@ -33,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ray.tune.search import Searcher
+from ray.tune.search import ConcurrencyLimiter, Repeater, Searcher
 
 from raynas.registry import STRATEGIES, get_space
 from raynas.space import Arch, Choice, Float, InvalidArchitecture, Space
@@ -45,15 +54,20 @@ __all__ = [
     "METRIC",
     "STRATEGY_CHECKS",
     "HandDriver",
+    "check_add_evaluated",
     "check_all_failed",
+    "check_concurrency_limit",
     "check_concurrent",
     "check_constraints",
     "check_constructor",
     "check_failures_rank_last",
     "check_finishes",
+    "check_late_callbacks",
     "check_mode",
     "check_no_duplicates",
     "check_proposals_valid",
+    "check_repeater",
+    "check_restore_without_properties",
     "check_save_restore",
     "check_save_restore_wiring",
     "check_seeded",
@@ -62,6 +76,7 @@ __all__ = [
     "continuous_space",
     "default_spaces",
     "flaky_objective",
+    "flat_config",
     "hash_objective",
     "make_searcher",
     "run_strategy_conformance",
@@ -394,10 +409,13 @@ def check_save_restore(
     **kwargs: Any,
 ) -> None:
     """``save`` mid-search (trials in flight) then ``restore`` into a *fresh* instance built
-    with the same arguments: the next 20 proposals equal the uninterrupted searcher's."""
+    with the same arguments: the next 20 proposals equal the uninterrupted searcher's. And
+    Tune's own warm-start test: under ``ConcurrencyLimiter(searcher, 1)``, 5 trials, ``save``,
+    ``restore`` into a fresh limited searcher, 5 more: the 10 configs of one 10-trial run."""
     for space in spaces if spaces is not None else [small_space(), continuous_space()]:
         if not supports(name, space):
             continue
+        _check_split_run(name, space, tmp_path, **kwargs)
         with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
             a = make_searcher(name, space, seed=7, **kwargs)
             driver_a = HandDriver(a, hash_objective, concurrency=3, shuffle=True, seed=1)
@@ -416,6 +434,31 @@ def check_save_restore(
                 f"on {space.name!r} a restored searcher diverges at proposal {first} of 20 "
                 "after the checkpoint",
             )
+
+
+def _check_split_run(name: str, space: Space, tmp_path: Path | None, **kwargs: Any) -> None:
+    """5 + 5 trials around a save / restore equal 10 in one go, one trial at a time."""
+
+    def limited() -> ConcurrencyLimiter:
+        return ConcurrencyLimiter(make_searcher(name, space, seed=9, **kwargs), 1)
+
+    whole = _ids(space, HandDriver(limited(), hash_objective).run(10))
+    first = HandDriver(limited(), hash_objective)
+    part = first.run(5)
+    first.complete_all()
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
+        path = str(Path(tmp) / "searcher.pkl")
+        first.searcher.save(path)
+        restored = limited()
+        restored.restore(path)
+        rest = first.clone_for(restored).run(5)
+    if _ids(space, part + rest) != whole:
+        at = _first_difference(_ids(space, part + rest), whole)
+        raise _fail(
+            name,
+            f"on {space.name!r} under ConcurrencyLimiter(searcher, 1), 5 trials + restore + 5 "
+            f"differ from one 10-trial run at trial {at}",
+        )
 
 
 def _sequence(name: str, space: Space, n: int, *, seed: int, **kwargs: Any) -> list[str]:
@@ -629,6 +672,259 @@ def check_save_restore_wiring(name: str, *, tmp_path: Path | None = None, **kwar
         )
 
 
+def _observed_state(searcher: NASSearcher) -> Any:
+    """A copy of what a searcher observed: history, held-back results, curves, last results."""
+    return copy.deepcopy(
+        (searcher.history, searcher.batch_done, searcher.curves, searcher.last_results)
+    )
+
+
+def check_late_callbacks(name: str, **kwargs: Any) -> None:
+    """``on_trial_result`` after ``on_trial_complete``, and a second ``on_trial_complete``
+    (with another result, with ``None``, with ``error=True``) for the same trial neither
+    raise nor change what was observed; also while a synchronous batch holds it back."""
+    for batch in (None, 2):
+        space = small_space()
+        searcher = make_searcher(name, space, **kwargs)
+        searcher.set_sync_batch(batch)
+        ids = [t for t in ("t0", "t1") if isinstance(searcher.suggest(t), dict)]
+        if not ids:
+            raise _fail(name, "no proposal to complete (test setup)")
+        searcher.on_trial_result("t0", {METRIC: 0.5})
+        searcher.on_trial_complete("t0", {METRIC: 0.5})
+
+        before = _observed_state(searcher)
+        searcher.on_trial_result("t0", {METRIC: 0.9, "epoch": 1})
+        searcher.on_trial_complete("t0", {METRIC: 0.9})
+        searcher.on_trial_complete("t0", None)
+        searcher.on_trial_complete("t0", None, error=True)
+        if _observed_state(searcher) != before:
+            raise _fail(name, f"late callbacks for a completed trial changed it ({batch=})")
+        for trial_id in ids[1:]:
+            searcher.on_trial_complete(trial_id, {METRIC: 0.25})
+        searcher.on_trial_complete("t0", {METRIC: 0.9})
+        scores = [score for _, score in searcher.history]
+        if batch is not None and len(ids) < batch and not searcher.history:
+            continue  # the batch is still open: nothing observed yet, nothing to compare
+        if not scores or scores[0] != 0.5 or len(scores) != len(ids):
+            raise _fail(name, f"observed {scores} for completions [0.5, 0.25][:{len(ids)}]")
+        if searcher.suggest("t2") is None and not searcher.live:
+            raise _fail(name, "suggest() waits with nothing in flight after late callbacks")
+
+
+def flat_config(arch: Arch, prefix: str = "config/arch") -> dict[str, Any]:
+    """``{"config/arch/<path>": value}``: an arch as Tune's results table flattens it
+    (nested dicts joined with ``/``; lists kept whole)."""
+    out: dict[str, Any] = {}
+    for key, value in arch.items():
+        if isinstance(value, dict):
+            out.update(flat_config(value, f"{prefix}/{key}"))
+        else:
+            out[f"{prefix}/{key}"] = value
+    return out
+
+
+def _distinct(space: Space, n: int, seed: int) -> list[Arch]:
+    rng = np.random.default_rng(seed)
+    out: dict[str, Arch] = {}
+    while len(out) < n:
+        arch = space.canonical(space.sample(rng))
+        out.setdefault(space.arch_id(arch), arch)
+    return list(out.values())
+
+
+def check_add_evaluated(name: str, **kwargs: Any) -> None:
+    """Tune's ``add_evaluated_point`` (plain, with intermediate values, pruned, failed, NaN)
+    and ``add_evaluated_trials`` (DataFrames in Tune's ``config/arch/...`` form and with an
+    ``arch`` column), and ``warm_start``: each is one observation through ``observe``, in the
+    user's mode, marked seen and never proposed afterwards; ``suggest`` goes on; configs
+    outside the space are refused with a ValueError naming the key, observing nothing; the
+    searcher still deep-copies (Ray's own tests copy searchers)."""
+    import pandas as pd
+
+    space = small_space()
+    archs = _distinct(space, 8, seed=11)
+    searcher = make_searcher(name, space, **kwargs)
+    calls: list[float | None] = []
+    observe = type(searcher).observe
+
+    def spy(self: NASSearcher, arch: Arch, score: float | None, result: Any) -> None:
+        calls.append(score)
+        observe(self, arch, score, result)
+
+    searcher.observe = spy.__get__(searcher)  # type: ignore[method-assign]
+    try:
+        searcher.add_evaluated_point({"arch": archs[0]}, 0.7)
+        searcher.add_evaluated_point({"arch": archs[1]}, 0.2, intermediate_values=[0.1, 0.15])
+        searcher.add_evaluated_point(
+            {"arch": archs[2]}, 0.9, pruned=True, intermediate_values=[0.3]
+        )
+        searcher.add_evaluated_point({"arch": archs[3]}, 0.5, error=True)
+        searcher.add_evaluated_point({"arch": archs[4]}, math.nan)
+        searcher.add_evaluated_trials(
+            pd.DataFrame([{METRIC: 0.4, **flat_config(archs[5])}]), METRIC
+        )
+        searcher.add_evaluated_trials(pd.DataFrame([{"arch": archs[6], "other": 0.6}]), "other")
+        fed = searcher.warm_start(
+            [({"arch": archs[7]}, [{METRIC: 0.1, "epoch": 1}, {METRIC: 0.3}])]
+        )
+    finally:
+        del searcher.observe
+    scores = [score for _, score in searcher.history]
+    expected = [0.7, 0.2, 0.9, None, None, 0.4, 0.6, 0.3]
+    if fed != 1 or scores != expected or calls != expected:
+        raise _fail(name, f"evaluations added from outside observed as {scores}, not {expected}")
+    if _ids(space, [a for a, _ in searcher.history]) != _ids(space, archs):
+        raise _fail(name, "evaluations added from outside are observed under other archs")
+    if not all(searcher.is_seen(a) for a in archs) or searcher.live:
+        raise _fail(name, "added evaluations are not marked seen, or left a trial in flight")
+    if searcher.fidelities[2] != 1.0 or searcher.fidelities[0] is not None:
+        raise _fail(name, f"a pruned point is not compared within its rung: {searcher.fidelities}")
+    for bad, key in (
+        ({"x": 1}, "'arch'"),
+        ({"arch": {"cell": "conv"}}, "arch.cell"),
+        ("a", "arch"),
+    ):
+        try:
+            searcher.add_evaluated_point(bad, 0.5)  # type: ignore[arg-type]
+        except ValueError as err:
+            if key not in str(err):
+                raise _fail(
+                    name, f"the error for config {bad!r} does not name {key}: {err}"
+                ) from err
+        else:
+            raise _fail(name, f"add_evaluated_point accepted the config {bad!r}")
+    if len(searcher.history) != len(archs):
+        raise _fail(name, "a refused config was observed")
+    mined = make_searcher(name, space, mode="min", **kwargs)
+    mined.add_evaluated_point({"arch": archs[0]}, 0.7)
+    if mined.history[-1][1] != -0.7:
+        raise _fail(name, f"mode='min': a value 0.7 was scored {mined.history[-1][1]}, not -0.7")
+    more = HandDriver(copy.deepcopy(searcher), hash_objective, concurrency=2).run(30)
+    if len(more) < 30 or set(_ids(space, more)) & set(_ids(space, archs)):
+        raise _fail(name, f"after added evaluations: {len(more)} proposals, or one repeats them")
+
+
+def check_restore_without_properties(
+    name: str, *, tmp_path: Path | None = None, **kwargs: Any
+) -> None:
+    """A searcher built without metric and mode that got them from ``set_search_properties``
+    (as Tune does), saved with trials in flight and restored into a fresh instance *without*
+    calling ``set_search_properties`` again (also through Tune's ``save_to_dir`` /
+    ``restore_from_dir``), has the metric and mode, observes the trials suggested before the
+    save and completed after the restore, and goes on proposing. A searcher with no metric
+    refuses to ``suggest`` with a StrategyError rather than learn from nothing."""
+    space = small_space()
+    bare = get_strategy(name, space, seed=1, **kwargs)
+    try:
+        bare.suggest("t0")
+    except StrategyError as err:
+        if "metric" not in str(err):
+            raise _fail(name, f"the error without a metric does not say so: {err}") from err
+    else:
+        raise _fail(name, "suggest() without metric and mode did not raise")
+    bare.set_search_properties(METRIC, "min", {})
+    driver = HandDriver(bare, lambda arch: -hash_objective(arch), concurrency=2)
+    driver.run(6)
+    pending = [a for _, a in driver.in_flight]
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
+        bare.save(str(Path(tmp) / "searcher.pkl"))
+        bare.save_to_dir(tmp, session_str="s0")
+        restored = []
+        for how in ("restore", "restore_from_dir"):
+            fresh = get_strategy(name, space, seed=1, **kwargs)
+            if how == "restore":
+                fresh.restore(str(Path(tmp) / "searcher.pkl"))
+            else:
+                fresh.restore_from_dir(tmp)
+            restored.append((how, fresh))
+    for how, fresh in restored:
+        if (fresh.metric, fresh.mode) != (METRIC, "min"):
+            raise _fail(name, f"{how}: metric and mode are {(fresh.metric, fresh.mode)}")
+        n = len(fresh.history)
+        driver.clone_for(fresh).complete_all()
+        got = fresh.history[n:]
+        want = [(space.arch_id(a), hash_objective(a)) for a in pending]
+        if [(space.arch_id(a), s) for a, s in got] != want:
+            raise _fail(name, f"{how}: trials in flight at the save were not observed after it")
+        if not isinstance(fresh.suggest("after_restore"), dict):
+            raise _fail(name, f"{how}: no proposal after the restore")
+
+
+def check_concurrency_limit(name: str, limit: int = 3, n: int = 30, **kwargs: Any) -> None:
+    """``set_max_concurrency`` (which Tune's ``ConcurrencyLimiter`` calls, then leaves the
+    limit to the searcher) returns True and is honoured: with ``limit`` trials in flight
+    ``suggest`` returns None, before that it proposes what an unlimited searcher proposes;
+    a limit changes no search (FIFO), nor a synchronous batch's, and never stalls one."""
+    space = small_space()
+    searcher = make_searcher(name, space, **kwargs)
+    limited = ConcurrencyLimiter(searcher, limit)
+    if (
+        searcher.max_concurrent != limit
+        or make_searcher(name, space).set_max_concurrency(2) is not True
+    ):
+        raise _fail(name, "set_max_concurrency did not take the limit or returned False")
+    free = make_searcher(name, space, **kwargs)
+    want = [free.suggest(f"p{i}") for i in range(limit)]
+    outs = [limited.suggest(f"p{i}") for i in range(limit + 2)]
+    if outs[:limit] != want or any(o is not None for o in outs[limit:]):
+        raise _fail(name, f"under a limit of {limit}: {outs}, not {want} and then None")
+    first = next(i for i, o in enumerate(outs) if isinstance(o, dict))
+    limited.on_trial_complete(f"p{first}", {METRIC: 0.5})
+    if not isinstance(limited.suggest("p_next"), dict):
+        raise _fail(name, "no proposal after a trial under the limit completed")
+    for batch in (None, 3):
+        runs = []
+        for wrap, concurrency in ((False, 2), (True, 5)):
+            s = make_searcher(name, space, **kwargs)
+            s.set_sync_batch(batch)
+            target: Searcher = ConcurrencyLimiter(s, 2) if wrap else s
+            runs.append(
+                _ids(space, HandDriver(target, hash_objective, concurrency=concurrency).run(n))
+            )
+        if runs[0] != runs[1] or len(runs[0]) < n:
+            raise _fail(
+                name,
+                f"ConcurrencyLimiter(searcher, 2) searches unlike 2 trials in flight ({batch=}): "
+                f"{len(runs[1])} proposals, first difference at {_first_difference(*runs)}",
+            )
+
+
+def check_repeater(name: str, repeat: int = 2, n: int = 5, **kwargs: Any) -> None:
+    """Tune's ``Repeater`` hands the inner searcher only the mean of one metric: a strategy
+    with one objective (a scalarised objective is one metric) runs under it and observes
+    each group's mean once; a strategy with several objectives (``moea``) refuses it with a
+    StrategyError naming the Repeater (its other objectives would be lost), and runs under
+    it once given a single objective."""
+    space = small_space()
+    searcher = make_searcher(name, space, **kwargs)
+    objectives = getattr(searcher, "active_objectives", None)
+    if callable(objectives) and len(objectives()) > 1:
+        try:
+            Repeater(searcher, repeat=repeat).suggest("r0")
+        except StrategyError as err:
+            if "Repeater" not in str(err):
+                raise _fail(name, f"the refusal does not name the Repeater: {err}") from err
+        else:
+            raise _fail(name, "a multi-objective searcher ran inside a Repeater")
+        searcher = make_searcher(name, space, **{**kwargs, "objectives": [(METRIC, "max")]})
+    repeater = Repeater(searcher, repeat=repeat)
+    means = []
+    for group in range(n):
+        values = []
+        for k in range(repeat):
+            trial_id = f"r{group}_{k}"
+            out = repeater.suggest(trial_id)
+            if not isinstance(out, dict) or "arch" not in out:
+                raise _fail(name, f"under a Repeater, suggest() returned {out!r}")
+            values.append(hash_objective(out["arch"]) + 0.1 * k)
+            repeater.on_trial_complete(trial_id, {METRIC: values[-1]})
+        means.append(float(np.mean(values)))
+    got = [score for _, score in searcher.history]
+    if len(got) != n or not np.allclose(np.asarray(got, dtype=float), means):
+        raise _fail(name, f"under a Repeater observed {got}, not the group means {means}")
+
+
 #: Every check, in the order :func:`run_strategy_conformance` runs them.
 STRATEGY_CHECKS: tuple[Callable[..., None], ...] = (
     check_constructor,
@@ -645,6 +941,11 @@ STRATEGY_CHECKS: tuple[Callable[..., None], ...] = (
     check_constraints,
     check_sync_batch,
     check_save_restore_wiring,
+    check_late_callbacks,
+    check_add_evaluated,
+    check_restore_without_properties,
+    check_concurrency_limit,
+    check_repeater,
 )
 
 
@@ -660,7 +961,7 @@ def run_strategy_conformance(name: str, *, tmp_path: Path | None = None, **kwarg
         AssertionError: The first property that does not hold.
     """
     for check in STRATEGY_CHECKS:
-        if check in (check_save_restore, check_save_restore_wiring):
+        if "tmp_path" in inspect.signature(check).parameters:
             check(name, tmp_path=tmp_path, **kwargs)
         else:
             check(name, **kwargs)
