@@ -14,3 +14,7 @@ STOPS_FILE = "raynas_stops.json"
 LOCK_FILE = "raynas_driver.json"
 #: ``{refused, examples}``: candidates the driver's constraint check refused (never trials).
 REFUSED_FILE = "raynas_refused.json"
+#: One JSON line per ended trial (id, status, config, final result), fsynced (``journal``).
+JOURNAL_FILE = "raynas_journal.jsonl"
+#: The scheduler's state (pickle, trials by id), replaced atomically after each result.
+STATE_FILE = "raynas_state.pkl"

@@ -5,12 +5,18 @@ The driver writes ``raynas_driver.json`` (pid, host, start time) into the folder
 and removes it at the end. A lock left by a driver that was killed is stale: on the same host
 its pid no longer runs, and the next command takes the folder over. A lock from another host
 cannot be checked from here; the message says how to release it.
+
+A driver SIGKILLed while it ran an embedded Ray leaves some of that Ray behind (the dashboard
+and its agents ignore SIGTERM and outlive their raylet). The lock records the driver's process
+group when the driver leads it (a command started from a shell does), and the command that
+takes over a stale lock kills the Ray processes still in that group.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -20,7 +26,7 @@ from pathlib import Path
 from raynas.config import ConfigError
 from raynas.files import LOCK_FILE
 
-__all__ = ["check_free", "holding"]
+__all__ = ["check_free", "holding", "reap_ray_group"]
 
 
 def _alive(pid: int) -> bool:
@@ -45,6 +51,8 @@ def check_free(folder: Path) -> None:
         return  # no lock, or a half-written one from a killed driver
     here = socket.gethostname()
     if host == here and (pid == os.getpid() or not _alive(pid)):
+        if pid != os.getpid() and isinstance(lock.get("ray_group"), int):
+            reap_ray_group(int(lock["ray_group"]))
         return
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(lock.get("started", 0))))
     fix = (
@@ -60,6 +68,33 @@ def check_free(folder: Path) -> None:
     )
 
 
+def reap_ray_group(pgid: int) -> int:
+    """SIGKILL the Ray processes left in process group ``pgid`` by a dead driver; how many.
+
+    Only processes whose command line names Ray are touched (never a process that merely
+    reuses the group id).
+    """
+    if _alive(pgid):
+        return 0  # the leader runs: not a dead driver's group
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if int(stat[2]) != pgid or stat[0] == "Z" or b"ray" not in cmd:
+            continue
+        try:
+            os.kill(int(entry.name), signal.SIGKILL)
+            killed += 1
+        except ProcessLookupError:
+            pass
+    return killed
+
+
 @contextmanager
 def holding(folder: Path | None) -> Iterator[None]:
     """Hold ``folder`` (a local experiment folder; None: nothing to hold) while the block runs."""
@@ -68,7 +103,13 @@ def holding(folder: Path | None) -> Iterator[None]:
         return
     check_free(folder)
     path = folder / LOCK_FILE
-    mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    mine: dict[str, object] = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.time(),
+    }
+    if os.getpgid(0) == os.getpid():  # this driver leads its process group (its Ray's too)
+        mine["ray_group"] = os.getpid()
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(mine))
     os.replace(tmp, path)

@@ -34,6 +34,7 @@ from raynas.config import (
     trial_settings,
 )
 from raynas.files import CONFIG_FILE, REFUSED_FILE, STOPS_FILE
+from raynas.journal import apply_journal
 from raynas.lock import check_free, holding
 
 #: Key of a trial's config holding the ObjectRefs of its trainable's ``shared_objects(exp)``.
@@ -45,6 +46,10 @@ _ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",
     "RAY_TRAIN_V2_ENABLED": "0",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    # Snapshot the experiment at every step of Tune's loop (not every >= 10 s): a trial then
+    # appears in a snapshot before it can finish, and the journal (raynas.journal) covers
+    # the rest, so a resume after a kill trains nothing twice.
+    "TUNE_GLOBAL_CHECKPOINT_S": "0",
 }
 
 
@@ -304,14 +309,19 @@ def run_notes(exp: Experiment) -> list[str]:
     return notes
 
 
-def _tune_objects(exp: Experiment, uri: str, verbose: bool) -> dict[str, Any]:
+def _tune_objects(exp: Experiment, uri: str, verbose: bool, tune_cfg: Any) -> dict[str, Any]:
     from ray import tune
 
+    from raynas.journal import Journal
     from raynas.progress import StopRecorder, TrialPrinter
+    from raynas.strategies.base import NASSearcher
 
     root, _, name = uri.rstrip("/").rpartition("/")
     callbacks: list[Any] = [TrialPrinter(exp, enabled=verbose)]
     local = _local_path(uri)
+    if local is not None:
+        searcher = tune_cfg.search_alg if isinstance(tune_cfg.search_alg, NASSearcher) else None
+        callbacks.append(Journal(local, tune_cfg.scheduler, searcher))
     if exp.budget.time_s is not None and local is not None:
         callbacks.append(StopRecorder(local / STOPS_FILE, exp.budget.time_s, exp.train.epochs))
     return {
@@ -367,11 +377,12 @@ def build_tuner(
     """A ``tune.Tuner`` for ``exp`` writing to ``uri`` (Ray must be initialised)."""
     from ray import tune
 
+    tune_cfg = tune_config(exp, search_alg)
     return tune.Tuner(
         _trainable(exp),
         param_space=param_space(exp),
-        tune_config=tune_config(exp, search_alg),
-        **_tune_objects(exp, str(uri), verbose),
+        tune_config=tune_cfg,
+        **_tune_objects(exp, str(uri), verbose, tune_cfg),
     )
 
 
@@ -560,6 +571,8 @@ def resume(path: str | Path, *, address: str | None = None, verbose: bool = True
             ]
         )
     with holding(local):
+        if local is not None:
+            apply_journal(local)  # trials that ended after Tune's last snapshot stay ended
         tuner = tune.Tuner.restore(
             uri,
             trainable=_trainable(exp),

@@ -33,7 +33,13 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
-from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
+from ray.tune.schedulers import (
+    AsyncHyperBandScheduler,
+    HyperBandScheduler,
+    MedianStoppingRule,
+    PopulationBasedTraining,
+    TrialScheduler,
+)
 
 from raynas.config import ConfigError, Experiment, format_validation_error
 
@@ -168,6 +174,36 @@ class ArchExplorer:
         return None
 
 
+class DurableStops:
+    """Mixin for Tune schedulers that stop trials from ``on_trial_result`` (ASHA, HyperBand,
+    median): a STOP is written to the experiment journal before Tune acts on it.
+
+    A driver killed between the decision and the trial's end would otherwise resume the trial
+    from a checkpoint past the rung where it was stopped, and it would train to the end. The
+    runner sets :attr:`journal` (``raynas.journal.Journal``); None: nothing is written.
+    """
+
+    journal: Any = None
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
+        if decision == TrialScheduler.STOP and self.journal is not None:
+            self.journal.record_stop(trial, result)
+        return str(decision)
+
+
+class DurableASHA(DurableStops, AsyncHyperBandScheduler):
+    """ASHA whose stops are journaled (:class:`DurableStops`)."""
+
+
+class DurableHyperBand(DurableStops, HyperBandScheduler):
+    """HyperBand whose stops are journaled (:class:`DurableStops`)."""
+
+
+class DurableMedian(DurableStops, MedianStoppingRule):
+    """The median stopping rule, its stops journaled (:class:`DurableStops`)."""
+
+
 class ArchPBT(PopulationBasedTraining):
     """Tune's PBT with the two fairness rules of this module's docstring.
 
@@ -249,7 +285,6 @@ def build_scheduler(exp: Experiment) -> Any:
     Raises:
         ConfigError: unknown argument or a scheduler not available here.
     """
-    from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule
 
     name = exp.scheduler.name
     args = scheduler_args(exp)
@@ -259,11 +294,11 @@ def build_scheduler(exp: Experiment) -> Any:
         args["max_t"] = exp.train.epochs
     common: dict[str, Any] = {"time_attr": "epoch"}
     if name == "asha":
-        return AsyncHyperBandScheduler(**common, **args)
+        return DurableASHA(**common, **args)
     if name == "hyperband":
-        return HyperBandScheduler(**common, **args)
+        return DurableHyperBand(**common, **args)
     if name == "median":
-        return MedianStoppingRule(**common, **args)
+        return DurableMedian(**common, **args)
     from raynas.constraints import ConstraintCheck
 
     explorer = ArchExplorer(

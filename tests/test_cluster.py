@@ -68,17 +68,25 @@ exp = {
 }
 removed = []
 if mode == "node_loss":
+    # Deterministic node loss: a trial that finished epoch 1 on the victim node holds before
+    # epoch 2 (the plugin trainable below) and writes a marker; the driver removes the node
+    # when it sees a marker, so the loss always interrupts a trial mid-way, however loaded
+    # the machine is.
+    marks = Path(storage) / "marks"
+    marks.mkdir()
+    (marks / "victim").write_text(workers[1].node_id)
+    exp["plugins"] = ["hold_on_victim"]
+    exp["trainable"] = "hold_on_victim"
+
     def kill_worker():
-        folder = Path(storage) / mode
-        deadline = time.time() + 240
-        victim = workers[1].node_id
+        deadline = time.time() + 300
         while time.time() < deadline:
-            for res in folder.glob("*/result.json"):
-                if victim in res.read_text():  # a trial is running on it, mid-way
-                    cluster.remove_node(workers[1], allow_graceful=False)
-                    removed.append(victim)
-                    return
-            time.sleep(0.1)
+            if any(marks.glob("held-*")):
+                cluster.remove_node(workers[1], allow_graceful=False)
+                removed.append(workers[1].node_id)
+                (marks / "removed").write_text("1")
+                return
+            time.sleep(0.05)
     threading.Thread(target=kill_worker, daemon=True).start()
 result = raynas.run(exp, address=cluster.address, verbose=False)
 print("RESULT " + json.dumps({
@@ -90,10 +98,46 @@ print("RESULT " + json.dumps({
 """
 
 
+#: A plugin trainable for the node-loss run: on the victim node, after epoch 1, it marks
+#: itself held and waits for the node's removal (it dies with the node, mid-trial).
+HOLD_PLUGIN = r"""
+import os, time
+from pathlib import Path
+
+import ray
+
+from raynas.registry import register_trainable
+from trainables.classify import ClassifyTrainable
+
+MARKS = Path(os.environ["RAYNAS_TEST_MARKS"])
+
+
+@register_trainable("hold_on_victim")
+class HoldOnVictim(ClassifyTrainable):
+    def step(self):
+        victim = (MARKS / "victim").read_text()
+        if self.epoch == 1 and ray.get_runtime_context().get_node_id() == victim:
+            (MARKS / f"held-{self.trial_id}").write_text("1")
+            deadline = time.time() + 300
+            while not (MARKS / "removed").exists() and time.time() < deadline:
+                time.sleep(0.05)
+        return super().step()
+"""
+
+
 def run_driver(tmp_path: Path, mode: str) -> dict:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "hold_on_victim.py").write_text(HOLD_PLUGIN)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(plugins), str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "RAYNAS_TEST_MARKS": str(tmp_path / "marks"),
+    }
     proc = subprocess.run(
         [sys.executable, "-c", DRIVER, str(tmp_path), mode],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,

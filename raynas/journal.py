@@ -1,0 +1,295 @@
+"""Exact resume: raynas' own record of what finished, and of the scheduler's state.
+
+Tune snapshots an experiment (trial statuses, searcher state) at most every few seconds and
+copies it to the experiment folder in the background, and it does not save the scheduler at
+all (``TuneController.__getstate__`` drops it). A driver killed between two snapshots would,
+on resume, train again the trials that finished in between, and ASHA would start with empty
+rungs. Two files close those gaps:
+
+- ``raynas_journal.jsonl`` (:data:`~raynas.files.JOURNAL_FILE`): one JSON line per ended trial
+  (``trial_id``, ``status``, ``config``, final ``result``), appended, flushed and fsynced when
+  Tune reports the end, before the driver does anything else. :func:`apply_journal` writes
+  those ends into Tune's newest snapshot before ``Tuner.restore`` reads it, so a finished trial
+  is never queued again; :class:`Journal` then hands them to the restored searcher (which
+  still counted them as running).
+- ``raynas_state.pkl`` (:data:`~raynas.files.STATE_FILE`): the scheduler's state, written
+  atomically after every result the scheduler saw; Tune's trials inside it are stored by id and
+  bound to the restored trials at the first step of the resumed run.
+
+A line cut by a kill (the last one) is ignored with a warning. Reading the folder at any moment
+gives one consistent view: every line before the last newline is whole.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import logging
+import math
+import os
+import pickle
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from raynas.files import JOURNAL_FILE, STATE_FILE
+
+__all__ = ["Journal", "apply_journal", "read_journal"]
+
+log = logging.getLogger(__name__)
+
+#: Statuses that end a trial for good (an errored trial is retried by ``raynas resume``).
+FINISHED = "TERMINATED"
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with non-finite floats and non-JSON leaves made JSON-safe (strings)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return value  # json writes NaN / Infinity, and reads them back
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def read_journal(folder: Path, *, warn: bool = True) -> list[dict[str, Any]]:
+    """The journal's whole lines, in order (empty without a journal).
+
+    A last line without its newline (the driver was killed while writing it) is dropped, with a
+    warning on stderr when ``warn``; so is any other line that does not parse.
+    """
+    path = Path(folder) / JOURNAL_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    entries: list[dict[str, Any]] = []
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        cut = i == len(lines) - 1  # no newline after it
+        try:
+            entry = json.loads(line)
+            if cut or not isinstance(entry, dict) or "trial_id" not in entry:
+                raise ValueError("incomplete")
+        except ValueError:
+            if warn:
+                sys.stderr.write(
+                    f"warning: {path}: line {i + 1} is incomplete (the driver was stopped "
+                    "while writing it); ignored\n"
+                )
+            continue
+        entries.append(entry)
+    return entries
+
+
+def finished_trials(folder: Path) -> dict[str, dict[str, Any]]:
+    """``trial_id -> journal entry`` of the trials that finished (not errored)."""
+    return {e["trial_id"]: e for e in read_journal(folder, warn=False) if e["status"] == FINISHED}
+
+
+def _append(path: Path, entry: Mapping[str, Any]) -> None:
+    line = json.dumps(_jsonable(entry), separators=(",", ":")) + "\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def apply_journal(folder: Path) -> int:
+    """Write the journal's finished trials into Tune's newest snapshot in ``folder``.
+
+    A trial the snapshot still lists as pending or running but the journal shows finished gets
+    status ``TERMINATED`` and its final result, so ``Tuner.restore`` does not queue it again.
+    The snapshot is replaced atomically. Returns how many trials were updated.
+    """
+    finished = finished_trials(folder)
+    states = sorted(glob.glob(str(Path(folder) / "experiment_state-*.json")))
+    if not finished or not states:
+        return 0
+    path = Path(states[-1])
+    state = json.loads(path.read_text())
+    changed = 0
+    for pair in state.get("trial_data", []):
+        trial = json.loads(pair[0])
+        entry = finished.get(trial.get("trial_id"))
+        if entry is None or trial.get("status") == FINISHED:
+            continue
+        trial["status"] = FINISHED
+        meta = json.loads(pair[1])
+        meta["last_result"] = entry.get("result") or meta.get("last_result")
+        pair[0], pair[1] = json.dumps(trial, indent=2), json.dumps(meta)
+        changed += 1
+    if changed:
+        _atomic_write(path, json.dumps(state).encode())
+    return changed
+
+
+class _TrialPickler(pickle.Pickler):
+    """Pickles Tune trials by id (the resumed run binds its own restored trials) and the
+    journal itself by reference."""
+
+    def persistent_id(self, obj: Any) -> Any:
+        from ray.tune.experiment import Trial
+
+        if isinstance(obj, Journal):
+            return ("journal", None)
+        return ("trial", obj.trial_id) if isinstance(obj, Trial) else None
+
+
+class _TrialUnpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, trials: Mapping[str, Any], journal: Journal) -> None:
+        super().__init__(io.BytesIO(data))
+        self.trials, self.journal = trials, journal
+
+    def persistent_load(self, pid: Any) -> Any:
+        kind, trial_id = pid
+        if kind == "journal":
+            return self.journal
+        if kind != "trial" or trial_id not in self.trials:
+            raise pickle.UnpicklingError(f"unknown trial {trial_id!r} in the scheduler state")
+        return self.trials[trial_id]
+
+
+def unflatten(result: Mapping[str, Any]) -> dict[str, Any]:
+    """Tune's flattened result (``config/train/lr``) as the nested dict a trial reports."""
+    out: dict[str, Any] = {}
+    for key, value in result.items():
+        parts = str(key).split("/")
+        node = out
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _knows(scheduler: Any, trial: Any) -> bool:
+    """Whether one of ``scheduler``'s tables has ``trial`` (by object or by id)."""
+    for table in vars(scheduler).values():
+        if isinstance(table, dict) and (trial in table or trial.trial_id in table):
+            return True
+    return False
+
+
+class Journal(Callback):
+    """The Tune callback that keeps :data:`JOURNAL_FILE` and :data:`STATE_FILE` (see module).
+
+    Args:
+        folder: The experiment folder (local).
+        scheduler: The run's Tune scheduler (None: FIFO, nothing to save).
+        searcher: The raynas searcher (None under PBT), told about journaled trials on resume.
+    """
+
+    def __init__(self, folder: Path, scheduler: Any = None, searcher: Any = None) -> None:
+        self.folder = Path(folder)
+        self.scheduler = scheduler
+        self.searcher = searcher
+        if scheduler is not None and hasattr(scheduler, "journal"):
+            scheduler.journal = self  # its stops are journaled when decided (DurableStops)
+        self._started = False
+        #: Why the scheduler's state could not be saved (None: it was, or there is none).
+        self.unsaved: str | None = None
+
+    # -- resume -----------------------------------------------------------------------
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        if self._started:
+            return
+        self._started = True
+        by_id = {t.trial_id: t for t in trials}
+        self._restore_scheduler(by_id)
+        self._replay(by_id)
+
+    def _restore_scheduler(self, by_id: Mapping[str, Any]) -> None:
+        path = self.folder / STATE_FILE
+        if self.scheduler is None or not path.is_file():
+            return
+        state = _TrialUnpickler(path.read_bytes(), by_id, self).load()
+        if type(state.get("scheduler")) is not type(self.scheduler):
+            return
+        self.scheduler.__dict__.update(state["scheduler"].__dict__)
+        # Trials created after the last save: the scheduler meets them as new ones.
+        for trial in by_id.values():
+            if trial.status not in ("TERMINATED", "ERROR") and not _knows(self.scheduler, trial):
+                self.scheduler.on_trial_add(None, trial)
+
+    def _replay(self, by_id: Mapping[str, Any]) -> None:
+        """Finished trials the restored searcher still counts as running: complete them."""
+        running = getattr(self.searcher, "live", None)  # NASSearcher: trial id -> arch
+        if not isinstance(running, dict):
+            return
+        for entry in read_journal(self.folder):
+            trial_id = entry["trial_id"]
+            if trial_id in running and trial_id in by_id:
+                error = entry["status"] != FINISHED
+                self.searcher.on_trial_complete(trial_id, entry.get("result"), error=error)
+
+    # -- recording ----------------------------------------------------------------------
+    def _save_scheduler(self) -> None:
+        if self.scheduler is None or self.unsaved is not None:
+            return
+        buf = io.BytesIO()
+        try:
+            _TrialPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump({"scheduler": self.scheduler})
+        except Exception as err:
+            self.unsaved = f"{type(err).__name__}: {err}"
+            sys.stderr.write(
+                f"warning: the {type(self.scheduler).__name__} state cannot be saved "
+                f"({self.unsaved}); `raynas resume` would restart its bookkeeping\n"
+            )
+            return
+        _atomic_write(self.folder / STATE_FILE, buf.getvalue())
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict, **info: Any
+    ) -> None:
+        self._save_scheduler()
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._save_scheduler()
+
+    def _record(self, trial: Any, status: str, result: Mapping[str, Any] | None = None) -> None:
+        _append(
+            self.folder / JOURNAL_FILE,
+            {
+                "trial_id": trial.trial_id,
+                "status": status,
+                "config": trial.config,
+                "result": trial.last_result if result is None else result,
+            },
+        )
+        self._save_scheduler()
+
+    def record_stop(self, trial: Any, result: Mapping[str, Any]) -> None:
+        """The scheduler stopped ``trial`` at ``result``: it has ended, whatever happens next."""
+        self._record(trial, FINISHED, unflatten(result))
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._record(trial, FINISHED)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._record(trial, "ERROR")
+
+
+def journaled_ids(entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The trial ids of ``entries`` in order, each once."""
+    return list(dict.fromkeys(str(e["trial_id"]) for e in entries))
