@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
         help="replace an existing experiment folder of the same name",
     )
     run.add_argument("--quiet", action="store_true", help="print only the final summary")
+    run.add_argument(
+        "--warm-start",
+        metavar="DIR",
+        help="an earlier experiment of the same space: the strategy learns from its trials "
+        "(and never proposes their architectures) before the search starts",
+    )
 
     res = sub.add_parser(
         "resume",
@@ -125,6 +131,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         address=args.address,
         overwrite=args.overwrite,
         verbose=True,
+        warm_start=args.warm_start,
     )
     return _search_exit(result)
 

@@ -509,6 +509,7 @@ def run(
     address: str | None = None,
     overwrite: bool = False,
     verbose: bool = True,
+    warm_start: str | Path | None = None,
 ) -> Any:
     """Run a NAS experiment end to end and return its :class:`~raynas.analysis.ExperimentResult`.
 
@@ -521,6 +522,8 @@ def run(
         address: Ray cluster address (``auto`` for an existing cluster); None: local Ray.
         overwrite: Replace an existing experiment folder of the same name.
         verbose: Print a line per finished trial and the top-5 table.
+        warm_start: An earlier experiment folder of the same space: its trials are observed
+            by the strategy before the search starts (:mod:`raynas.warm_start`).
 
     Returns:
         The analysis of the experiment folder; None when the storage is remote (analyse a
@@ -537,9 +540,21 @@ def run(
         address=address,
         overwrite=overwrite,
     )
+    searcher = None
+    if warm_start is not None:
+        from raynas.warm_start import warm_start_records
+
+        records = warm_start_records(warm_start, exp)
+        searcher = make_searcher(exp)
+        try:
+            fed = searcher.warm_start(records)
+        except ValueError as err:
+            raise ConfigError([f"--warm-start: {err}"]) from None
+        if verbose:
+            sys.stdout.write(f"warm start: {fed} trial(s) of {warm_start} observed\n")
     init_ray(address)  # an unreachable cluster is refused before anything is written
     _write_config(exp, uri, overwrite)
-    return fit_experiment(exp, uri, verbose=verbose)
+    return fit_experiment(exp, uri, verbose=verbose, search_alg=searcher)
 
 
 def resume(path: str | Path, *, address: str | None = None, verbose: bool = True) -> Any:

@@ -26,6 +26,9 @@ TINY = {
     "pareto.py": ["--budget", "20", "--seeds", "2", "--population", "6"],
     "asha_vs_full.py": ["--trials", "3", "--epochs", "2", "--reduction", "2"],
     "pbt_survival.py": ["--trials", "2", "--epochs", "3", "--seeds", "0"],
+    "kill_loop.py": [
+        *("--kills", "1", "--trials", "3", "--epochs", "2", "--pairs", "evolution:fifo"),
+    ],
     "fidelity_rule.py": [
         *("--seeds", "2", "--budget", "10", "--strategies", "evolution", "--rules", "cap,rung"),
     ],
