@@ -58,6 +58,7 @@ def main() -> None:
         ),
         "leaked_processes": sum(r["leaked_processes"] for r in reports),
         "not_reaped": sum(r["not_reaped"] for r in reports),
+        "unreadable": sum(r["unreadable"] for r in reports),
         "wall_s": round(time.perf_counter() - start, 1),
     }
     print(json.dumps(summary))

@@ -16,6 +16,8 @@ rungs. Two files close those gaps:
   atomically after every result the scheduler saw; Tune's trials inside it are stored by id and
   bound to the restored trials at the first step of the resumed run.
 
+PBT (``pbt_evolution``) keeps Tune's own resume: its scheduler state is not saved here.
+
 A line cut by a kill (the last one) is ignored with a warning. Reading the folder at any moment
 gives one consistent view: every line before the last newline is whole.
 """
@@ -196,15 +198,19 @@ class Journal(Callback):
 
     Args:
         folder: The experiment folder (local).
-        scheduler: The run's Tune scheduler (None: FIFO, nothing to save).
+        scheduler: The run's Tune scheduler; saved and restored when it is one of raynas'
+            stopping schedulers (:class:`raynas.schedulers.DurableStops`), else left to Tune.
         searcher: The raynas searcher (None under PBT), told about journaled trials on resume.
     """
 
     def __init__(self, folder: Path, scheduler: Any = None, searcher: Any = None) -> None:
         self.folder = Path(folder)
-        self.scheduler = scheduler
+        # Only the stopping schedulers (DurableStops: ASHA, HyperBand, median) are saved and
+        # restored; PBT's state (checkpoint futures, the synchronous barrier) is left to Tune.
+        durable = scheduler is not None and hasattr(scheduler, "journal")
+        self.scheduler = scheduler if durable else None
         self.searcher = searcher
-        if scheduler is not None and hasattr(scheduler, "journal"):
+        if durable:
             scheduler.journal = self  # its stops are journaled when decided (DurableStops)
         self._started = False
         #: Why the scheduler's state could not be saved (None: it was, or there is none).

@@ -55,7 +55,16 @@ CLASSIFY_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "test_acc"
 #: The validation split of a retraining that is not final when the search had none.
 DEFAULT_VAL_FRACTION = 0.2
 
-__all__ = ["LINK_FILE", "SearchedTrial", "find_trial", "register_cli", "retrain", "retrain_config"]
+__all__ = [
+    "LINK_FILE",
+    "SearchedTrial",
+    "find_top",
+    "find_trial",
+    "register_cli",
+    "retrain",
+    "retrain_config",
+    "seed_summary",
+]
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,20 @@ def find_trial(path: str | Path, trial: str | None = None) -> SearchedTrial:
     Raises:
         ConfigError: No such folder, no such trial, or no trial with an architecture.
     """
+    return _find(path, trial, top=1)[0]
+
+
+def find_top(path: str | Path, k: int) -> list[SearchedTrial]:
+    """The ``k`` best trials of the search in ``path`` by its objective, one per architecture
+    (a repeated arch counts once, by its best trial), best first; fewer when it has fewer.
+
+    Raises:
+        ConfigError: No such folder, or no trial with an architecture.
+    """
+    return _find(path, None, top=k)
+
+
+def _find(path: str | Path, trial: str | None, *, top: int) -> list[SearchedTrial]:
     folder = Path(path).expanduser().resolve()
     cfg_file = folder / CONFIG_FILE
     if not cfg_file.is_file():
@@ -139,12 +162,15 @@ def find_trial(path: str | Path, trial: str | None = None) -> SearchedTrial:
             known = ", ".join(t.trial_id for t in found)
             what = "no" if not matches else "more than one"
             raise ConfigError([f"--trial: {what} trial matches {trial!r}; trials: {known}"])
-        return matches[0]
+        return matches[:1]
     scored = [t for t in found if t.score is not None]
     if not scored:
-        return found[0]
+        return found[:1]
     sign = 1.0 if mode == "max" else -1.0
-    return max(scored, key=lambda t: sign * (t.score or 0.0))
+    best: dict[str, SearchedTrial] = {}
+    for t in sorted(scored, key=lambda t: -sign * (t.score or 0.0)):
+        best.setdefault(json.dumps(t.arch, sort_keys=True), t)
+    return list(best.values())[:top]
 
 
 def _held_out(metric: str, final: bool) -> str:
@@ -222,6 +248,8 @@ def retrain(
     address: str | None = None,
     verbose: bool = True,
     final: bool = False,
+    top: int = 1,
+    seeds: Sequence[int] | None = None,
 ) -> Any:
     """Train the architecture a search found from scratch, in a new experiment folder.
 
@@ -236,6 +264,12 @@ def retrain(
         verbose: Print a line per trial and the summary.
         final: Train on the whole training split and report the official test split (see
             :func:`retrain_config`); ``retrain_of.json`` records which was done.
+        top: Retrain the ``top`` best architectures of the search (one per arch; ignored
+            with ``trial``).
+        seeds: Train each architecture once per seed (the training seed; the data split stays
+            the search's), so :func:`seed_summary` can give mean +- std; None: the search's
+            seed, once. With ``top > 1`` or ``seeds`` the folder is
+            ``<search name>-retrain-top<K>x<S>[-final]``.
 
     Returns:
         The :class:`~raynas.analysis.ExperimentResult` of the retraining folder.
@@ -247,24 +281,40 @@ def retrain(
     from raynas.space import InvalidArchitecture
 
     folder = Path(path).expanduser().resolve()
-    chosen = find_trial(folder, trial)
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ConfigError([f"--top: must be an integer >= 1, got {top!r}"])
+    picked = [find_trial(folder, trial)] if trial is not None or top == 1 else find_top(folder, top)
+    chosen = picked[0]
     search = yaml.safe_load((folder / CONFIG_FILE).read_text()) or {}
+    many = len(picked) > 1 or seeds is not None
+    seed_list = [int(x) for x in seeds] if seeds is not None else None
+    if seed_list is not None and (not seed_list or len(set(seed_list)) != len(seed_list)):
+        raise ConfigError([f"--seeds: give one or more distinct seeds, got {seeds!r}"])
     safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", chosen.trial_id)
+    tag = f"top{len(picked)}x{len(seed_list or [0])}" if many else safe_id
     exp = retrain_config(
         search,
-        name=name or f"{folder.name}-retrain-{safe_id}{'-final' if final else ''}",
+        name=name or f"{folder.name}-retrain-{tag}{'-final' if final else ''}",
         storage=str(folder.parent),
         overrides=overrides,
         final=final,
     )
+    if many:
+        runs = len(picked) * len(seed_list or [0])
+        concurrent = (search.get("budget") or {}).get("concurrent")
+        exp = load_config(
+            exp, overrides=[f"budget.trials={runs}", f"budget.concurrent={concurrent or 'null'}"]
+        )
     check_experiment(exp, address=address)
     space = resolve_space(exp.space, exp.space_args)
-    try:
-        arch = space.canonical(chosen.arch)
-    except InvalidArchitecture as err:
-        raise ConfigError(
-            [f"space_args: the arch of trial {chosen.trial_id} is invalid: {err}"]
-        ) from None
+    archs = []
+    for t in picked:
+        try:
+            archs.append(space.canonical(t.arch))
+        except InvalidArchitecture as err:
+            raise ConfigError(
+                [f"space_args: the arch of trial {t.trial_id} is invalid: {err}"]
+            ) from None
     out = Path(exp.storage).expanduser().resolve() / exp.name
     if out.exists() and any(out.iterdir()):
         if not overwrite:
@@ -274,6 +324,7 @@ def retrain(
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG_FILE).write_text(yaml.safe_dump(exp.to_dict(), sort_keys=False))
+    arch = archs[0]
     link = {
         "retrain_of": str(folder),
         "trial_id": chosen.trial_id,
@@ -286,8 +337,47 @@ def retrain(
         "arch_id": space.arch_id(arch),
         **_what_is_done(exp),
     }
+    if many:
+        link["top"] = [
+            {
+                "trial_id": t.trial_id,
+                "search_score": t.score,
+                "arch_str": space.to_string(a),
+                "arch_id": space.arch_id(a),
+            }
+            for t, a in zip(picked, archs)
+        ]
+        link["seeds"] = seed_list or [exp.seed]
     (out / LINK_FILE).write_text(json.dumps(link, indent=2, sort_keys=True) + "\n")
-    return _fit(exp, out, arch, address=address, verbose=verbose)
+    configs: list[dict[str, Any]] = (
+        [{"arch": a} for a in archs]
+        if seed_list is None
+        else [{"arch": a, "seed": sd} for a in archs for sd in seed_list]
+    )
+    return _fit(exp, out, configs, address=address, verbose=verbose)
+
+
+def seed_summary(result: Any, metric: str) -> list[dict[str, Any]]:
+    """Per architecture of a retraining: seeds trained, mean and std of ``metric`` (its last
+    value per trial; std over seeds, ddof 1; nan with one seed), best mean first."""
+    import numpy as np
+
+    trials = result.trials
+    if metric not in trials.columns or not len(trials):
+        return []
+    rows = []
+    for arch_id, group in trials.groupby("arch_id", sort=False):
+        values = group[metric].dropna().to_numpy(dtype=float)
+        rows.append(
+            {
+                "arch_id": arch_id,
+                "arch": str(group["arch"].iloc[0]),
+                "seeds": int(len(values)),
+                "mean": float(np.mean(values)) if len(values) else math.nan,
+                "std": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
+            }
+        )
+    return sorted(rows, key=lambda r: -r["mean"] if r["mean"] == r["mean"] else math.inf)
 
 
 def _what_is_done(exp: Experiment) -> dict[str, Any]:
@@ -302,14 +392,19 @@ def _what_is_done(exp: Experiment) -> dict[str, Any]:
 
 
 def _fit(
-    exp: Experiment, out: Path, arch: dict[str, Any], *, address: str | None, verbose: bool
+    exp: Experiment,
+    out: Path,
+    configs: list[dict[str, Any]],
+    *,
+    address: str | None,
+    verbose: bool,
 ) -> Any:
     from raynas.runner import fit_experiment, init_ray
 
     init_ray(address)
-    # The arch comes from a one-proposal searcher, and the param_space is the runner's, so
+    # The archs come from a fixed-proposal searcher, and the param_space is the runner's, so
     # `raynas resume` restores a retraining like any experiment.
-    searcher = _fixed_arch_searcher()(arch, metric=exp.objective.metric, mode=exp.objective.mode)
+    searcher = _fixed_arch_searcher()(configs, metric=exp.objective.metric, mode=exp.objective.mode)
     return fit_experiment(exp, str(out), verbose=verbose, search_alg=searcher)
 
 
@@ -321,26 +416,31 @@ def _fixed_arch_searcher() -> type:
     from ray.tune.search import Searcher
 
     class FixedArchSearcher(Searcher):
-        """A Tune searcher that proposes one fixed architecture, once (a retraining's trial).
+        """A Tune searcher that proposes fixed trial configs, each once, in order (a
+        retraining's trials: ``{"arch": ...}``, plus ``"seed"`` when seeds are repeated).
 
         Args:
-            arch: The architecture.
+            configs: The trial configs.
             metric: The objective.
             mode: ``"max"`` or ``"min"``.
         """
 
         def __init__(
-            self, arch: dict[str, Any], *, metric: str | None = None, mode: str | None = None
+            self,
+            configs: list[dict[str, Any]],
+            *,
+            metric: str | None = None,
+            mode: str | None = None,
         ) -> None:
             super().__init__(metric=metric, mode=mode)
-            self.arch = arch
-            self.proposed = False
+            self.configs = [dict(c) for c in configs]
+            self.proposed = 0
 
         def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
-            if self.proposed:
+            if self.proposed >= len(self.configs):
                 return Searcher.FINISHED
-            self.proposed = True
-            return {"arch": copy.deepcopy(self.arch)}
+            self.proposed += 1
+            return copy.deepcopy(self.configs[self.proposed - 1])
 
         def on_trial_complete(
             self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -348,12 +448,14 @@ def _fixed_arch_searcher() -> type:
             return None
 
         def save(self, checkpoint_path: str) -> None:
-            state = {"arch": self.arch, "proposed": self.proposed}
+            state = {"configs": self.configs, "proposed": self.proposed}
             Path(checkpoint_path).write_text(json.dumps(state))
 
         def restore(self, checkpoint_path: str) -> None:
             state = json.loads(Path(checkpoint_path).read_text())
-            self.arch, self.proposed = state["arch"], bool(state["proposed"])
+            if "arch" in state:  # a retraining saved before configs (one arch)
+                state = {"configs": [{"arch": state["arch"]}], "proposed": int(state["proposed"])}
+            self.configs, self.proposed = state["configs"], int(state["proposed"])
 
     FixedArchSearcher.__module__ = __name__
     FixedArchSearcher.__qualname__ = "FixedArchSearcher"
@@ -369,6 +471,21 @@ def __getattr__(name: str) -> Any:
 
 
 # --- CLI -------------------------------------------------------------------------------------
+def _print_seed_summary(result: Any, link: Mapping[str, Any]) -> int:
+    held = link["evaluated_on"]
+    metric = f"{held}_acc"
+    seeds = link["seeds"]
+    print(
+        f"retrained the top {len(link['top'])} of {link['retrain_of']} with seeds {seeds}, "
+        f"trained on {link['trained_on']}, {metric} on the {held} split (mean +- std over seeds):"
+    )
+    for row in seed_summary(result, metric):
+        std = "" if row["std"] != row["std"] else f" +- {row['std']:.4f}"
+        print(f"  {row['mean']:.4f}{std}  (n={row['seeds']})  {row['arch']}")
+    print(f"retraining folder: {result.path}")
+    return 0
+
+
 def register_cli(sub: Any) -> None:
     """Add the ``retrain`` subcommand to the ``raynas`` parser."""
     p = sub.add_parser(
@@ -394,7 +511,25 @@ def register_cli(sub: Any) -> None:
         help="the final training: the whole training split (data.val_fraction=0), reporting "
         "the official test split (test_acc) instead of a validation split",
     )
-    p.add_argument("--name", help="retraining folder name (default: <DIR>-retrain-<trial>[-final])")
+    p.add_argument(
+        "--top",
+        type=int,
+        default=1,
+        metavar="K",
+        help="retrain the K best architectures of the search (one per arch)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        help="train each architecture once per seed and report mean +- std over them",
+    )
+    p.add_argument(
+        "--name",
+        help="retraining folder name (default: <DIR>-retrain-<trial>[-final], "
+        "or <DIR>-retrain-top<K>x<S>[-final] with --top/--seeds)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     p.add_argument("--address", help="Ray cluster address")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -412,8 +547,12 @@ def run_retrain(args: argparse.Namespace) -> int:
         address=args.address,
         verbose=not args.quiet,
         final=args.final,
+        top=args.top,
+        seeds=args.seeds,
     )
     link = json.loads((Path(result.path) / LINK_FILE).read_text())
+    if "top" in link:
+        return _print_seed_summary(result, link)
     row = result.trials.iloc[0] if len(result.trials) else None
     held = link["evaluated_on"]
     scores = [

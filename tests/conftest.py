@@ -51,26 +51,18 @@ def small_experiment(tmp_path: Path, **sections: Any) -> dict[str, Any]:
     return exp
 
 
-def recorded_finished(folder: Path) -> dict[str, list[str]]:
-    """``{trial folder: result.json lines}`` of the trials that Tune's newest experiment
-    snapshot records as TERMINATED with a final (``done``) result.
+def journaled_results(folder: Path) -> dict[str, list[str]]:
+    """``{trial folder: result.json lines}`` of the trials raynas' journal shows ended.
 
-    Tune snapshots an experiment every ``max(10 s, 19 x snapshot time)``: a driver crash
-    re-runs the trials that ended after the last snapshot (same seed, same result), and
-    keeps every trial the snapshot recorded. Crash tests compare these.
+    The journal (``raynas_journal.jsonl``) is fsynced as each trial ends, so these are kept,
+    byte for byte, by any later ``raynas resume``. Crash tests compare them.
     """
-    from raynas.analysis import _tune_state
+    from raynas.journal import finished_trials
 
-    try:
-        states, _ = _tune_state(folder)
-    except (OSError, ValueError):  # a snapshot being replaced
-        return {}
+    done = finished_trials(folder)
     out = {}
-    for state in states.values():
-        res = folder / str(state["logdir"]) / "result.json"
-        if state["status"] != "TERMINATED" or not res.is_file():
-            continue
+    for res in folder.glob("*/result.json"):
         lines = res.read_text().splitlines()
-        if lines and json.loads(lines[-1]).get("done"):
+        if lines and json.loads(lines[-1]).get("trial_id") in done:
             out[res.parent.name] = lines
     return out

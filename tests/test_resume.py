@@ -19,7 +19,8 @@ def test_kill_loop_loses_and_repeats_nothing(tmp_path: Path, strategy: str, sche
     report = kill_loop(cfg, tmp_path, kills=3, seed=1)
     print(json.dumps(report.to_dict()))
     assert report.kills >= 2, report
-    assert report.rerun == 0 and report.lost == 0, report
+    assert report.rerun == 0 and report.lost == 0 and report.unreadable == 0, report
+    assert report.not_reaped == 0, report
     assert report.same_sequence, report.differences
 
 

@@ -16,7 +16,7 @@ import yaml
 import raynas
 from raynas.cli import main as cli_main
 from raynas.config import ConfigError, load_config
-from raynas.retrain import LINK_FILE, find_trial, retrain, retrain_config
+from raynas.retrain import LINK_FILE, find_top, find_trial, retrain, retrain_config, seed_summary
 from raynas.runner import trial_settings
 from tests.conftest import REPO, small_experiment
 from trainables.classify import ClassifyTrainable
@@ -259,3 +259,51 @@ def test_cli_retrain_final_reports_the_test_split(
     curves = result.curves
     assert curves["test_acc"].notna().sum() == 2  # reported every epoch
     assert "val_acc" not in curves or curves["val_acc"].isna().all()
+
+
+def test_find_top_ranks_distinct_archs_best_first(tmp_path: Path) -> None:
+    folder = fake_search(
+        tmp_path,
+        [
+            {"id": "aaaa0001", "arch": SKIPS, "val_acc": 0.4},
+            {"id": "bbbb0002", "arch": GOOD, "val_acc": 0.9},
+            {"id": "cccc0003", "arch": GOOD, "val_acc": 0.8},  # the same arch again
+        ],
+    )
+    top = find_top(folder, 5)
+    assert [t.trial_id for t in top] == ["bbbb0002", "aaaa0001"]
+    with pytest.raises(ConfigError, match="--top: must be an integer >= 1"):
+        retrain(folder, top=0, verbose=False)
+    with pytest.raises(ConfigError, match="--seeds: give one or more distinct seeds"):
+        retrain(folder, top=2, seeds=[1, 1], verbose=False)
+
+
+@pytest.mark.slow
+def test_cli_retrain_top_k_over_seeds_reports_mean_and_std(
+    tmp_path: Path, local_ray: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = fake_search(
+        tmp_path,
+        [
+            {"id": "aaaa0001", "arch": SKIPS, "val_acc": 0.4},
+            {"id": "bbbb0002", "arch": GOOD, "val_acc": 0.9},
+        ],
+    )
+    args = ["retrain", str(folder), "--top", "2", "--seeds", "0", "1", "--final", "--quiet"]
+    assert cli_main([*args, "--set", "train.epochs=1"]) == 0
+    out = capsys.readouterr().out
+    done = tmp_path / "runs" / "search-retrain-top2x2-final"
+    assert f"retraining folder: {done}" in out
+    link = json.loads((done / LINK_FILE).read_text())
+    assert [t["trial_id"] for t in link["top"]] == ["bbbb0002", "aaaa0001"]
+    assert link["seeds"] == [0, 1]
+    result = raynas.load(done)
+    assert len(result.trials) == 4 and (result.trials["status"] == "completed").all()
+    summary = seed_summary(result, "test_acc")
+    assert {r["arch"] for r in summary} == {GOOD, SKIPS} and all(r["seeds"] == 2 for r in summary)
+    for r in summary:
+        values = result.trials.loc[result.trials["arch"] == r["arch"], "test_acc"]
+        assert r["mean"] == pytest.approx(values.mean()) and r["std"] == pytest.approx(values.std())
+        assert f"{r['mean']:.4f} +- {r['std']:.4f}  (n=2)  {r['arch']}" in out
+    # two seeds train differently: not one run reported twice
+    assert result.trials.groupby("arch")["test_acc"].nunique().max() == 2

@@ -18,7 +18,9 @@ What is compared (:class:`KillLoopReport`):
   run's) / kills;
 - ``leaked_processes``: Ray processes of a killed driver still running 5 s after the kill
   (summed over kills), and ``not_reaped``: those still running after the next ``raynas
-  resume`` took the folder over (it kills them; must be 0).
+  resume`` took the folder over (it kills them; must be 0);
+- ``unreadable``: times ``raynas.load`` (``raynas analyze``) failed on the folder, read just
+  before each kill (mid-write) and just after it; must be 0.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class KillLoopReport:
     seconds_lost_per_kill: float
     leaked_processes: int
     not_reaped: int
+    unreadable: int
     differences: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -171,6 +174,17 @@ def _finish(proc: subprocess.Popen[bytes], timeout: float) -> int:
     return proc.returncode
 
 
+def _unreadable(folder: Path) -> int:
+    """1 when ``raynas.load`` (what ``raynas analyze`` reads) fails on ``folder`` now, else 0."""
+    from raynas.analysis import load
+
+    try:
+        load(folder)
+    except Exception:  # counted: the report says how often it failed
+        return 1
+    return 0
+
+
 def _left_behind(pgid: int, grace_s: float = 5.0) -> int:
     """Ray processes of the killed driver's process group still running after ``grace_s``."""
     deadline = time.monotonic() + grace_s
@@ -215,7 +229,7 @@ def kill_loop(
     targets = sorted(rng.sample(range(1, total), min(kills, total - 1)))
     folder = workdir / "killed"
     kept: dict[str, str] = {}
-    rerun = leaked = done_kills = resumes = 0
+    rerun = leaked = done_kills = resumes = unreadable = 0
     groups: list[int] = []
     killed_wall = 0.0
     args = ["run", str(cfg_path), "--name", "killed"]
@@ -236,10 +250,12 @@ def kill_loop(
             killed_wall += time.monotonic() - seg_start
             break
         time.sleep(rng.uniform(0, jitter_s))
+        unreadable += _unreadable(folder)  # a live folder, mid-write
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         killed_wall += time.monotonic() - seg_start
         done_kills += 1
+        unreadable += _unreadable(folder)  # the folder the crash left
         leaked += _left_behind(proc.pid)  # `raynas resume` must reap them
         groups.append(proc.pid)
         for name, text in kept.items():  # finished before an earlier kill: untouched since
@@ -278,5 +294,6 @@ def kill_loop(
         seconds_lost_per_kill=round((killed_wall - reference_wall) / max(1, done_kills), 2),
         leaked_processes=leaked,
         not_reaped=not_reaped,
+        unreadable=unreadable,
         differences=differences,
     )
