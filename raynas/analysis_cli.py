@@ -39,7 +39,14 @@ def run_analyze(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise ConfigError([f"--top: must be >= 1, got {args.top}"])
     folder = Path(args.dir).expanduser()
-    if folder.is_dir() and not is_experiment_folder(folder):
+    if not folder.is_dir():
+        raise ConfigError(
+            [
+                f"dir: folder {str(folder)!r} does not exist; pass the folder `raynas run` "
+                "printed (<storage>/<name>)"
+            ]
+        )
+    if not is_experiment_folder(folder):
         raise ConfigError(
             [
                 f"dir: {str(folder)!r} is not an experiment folder (no {CONFIG_FILE}, no Tune "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +22,7 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 CLI_EXTENSIONS: tuple[str, ...] = (
     "raynas.analysis_cli",
     "raynas.bench.cli",
+    "raynas.proxies.cli",
     "raynas.export",
     "raynas.retrain",
 )
@@ -34,8 +36,22 @@ EPILOG = """examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with an unknown subcommand answered in the project's style."""
+
+    def error(self, message: str) -> Any:  # argparse's signature says NoReturn
+        m = re.match(r"argument COMMAND: invalid choice: (.*) \(choose from (.*)\)$", message)
+        if m:
+            known = ", ".join(c.strip(" '") for c in m[2].split(","))
+            message = (
+                f"COMMAND: unknown subcommand {m[1]}; use one of {known} "
+                "(`raynas --help` says what each does)"
+            )
+        super().error(message)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="raynas",
         description="Neural Architecture Search on Ray Tune.",
         epilog=EPILOG,
@@ -215,7 +231,7 @@ _COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``raynas`` console script; returns the exit code."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # a bad argument: SystemExit(2), argparse's usage line
     if not args.command:
         parser.print_help()
         return EXIT_OK

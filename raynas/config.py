@@ -44,7 +44,8 @@ class ConfigError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf and NaN are never a sensible lr, bound or fraction: `null` says "no limit".
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 #: Classes of each dataset the ``classify`` trainable loads (:mod:`trainables.data` reads its
@@ -293,6 +294,10 @@ class Experiment(_Model):
         return self.model_dump(mode="json")
 
 
+#: Key of a trial's config holding the ObjectRefs of its trainable's ``shared_objects(exp)``.
+SHARED_KEY = "shared"
+
+
 def trial_settings(exp: Experiment) -> dict[str, Any]:
     """The settings every trial of ``exp`` shares: space, data, train, objective, seed...
 
@@ -352,6 +357,14 @@ def violated_constraints(constraints: Sequence[str], cost: Mapping[str, float]) 
 
 
 # --- loading ---------------------------------------------------------------------------
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error on one line, with the line and column it was found at (1-based)."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    what = getattr(err, "problem", None) or getattr(err, "context", None) or str(err)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{' '.join(str(what).split())}"
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply ``a.b=value`` overrides (values parsed as YAML) to a config mapping."""
     data = copy.deepcopy(data)
@@ -362,8 +375,16 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as err:
-            raise ConfigError([f"--set {item!r}: value is not valid YAML: {err}"]) from err
-        parts = key.strip().split(".")
+            raise ConfigError(
+                [f"--set {item!r}: the value is not valid YAML ({yaml_problem(err)}); quote it "
+                 "or fix its syntax, e.g. train.lr=0.01 or objective.constraints=['params <= 1e6']"]
+            ) from None  # fmt: skip
+        parts = [part.strip() for part in key.strip().split(".")]
+        if not all(parts):
+            raise ConfigError(
+                [f"--set {item!r}: {key.strip()!r} has an empty part; write a dotted field path, "
+                 "e.g. budget.trials=4"]
+            )  # fmt: skip
         node = data
         for i, part in enumerate(parts[:-1]):
             nxt = node.get(part)
@@ -432,7 +453,10 @@ def load_config(
         try:
             data = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
-            raise ConfigError([f"config: {str(path)!r} is not valid YAML: {err}"]) from None
+            raise ConfigError(
+                [f"config: {str(path)!r} is not valid YAML: {yaml_problem(err)}; fix the syntax "
+                 "there"]
+            ) from None  # fmt: skip
         if data is None:
             raise ConfigError(
                 [
@@ -475,7 +499,13 @@ def check_experiment(exp: Experiment, *, address: str | None = None) -> None:
         errors.append(f"{field}: {err}")
     except (SpaceDefinitionError, InvalidArchitecture, TypeError, ValueError) as err:
         field = "space" if exp.space.endswith((".yaml", ".yml")) else "space_args"
-        errors.append(f"{field}: {err}")
+        text = str(err)
+        if text.startswith("space_args "):  # space_args given with a YAML space file
+            field, text = "space_args", text.removeprefix("space_args ")
+        elif isinstance(err.__cause__, yaml.YAMLError):  # one line, with the line number
+            where = f"space file {exp.space!r}"
+            text = f"{where} is not valid YAML: {yaml_problem(err.__cause__)}; fix the syntax there"
+        errors.append(f"{field}: {text}")
 
     trainable = None
     try:
@@ -541,7 +571,8 @@ def check_experiment(exp: Experiment, *, address: str | None = None) -> None:
         )
 
     data = exp.data
-    if data.name not in EMBEDDED_DATASETS and not data.download:
+    known_dataset = not any(e.startswith("data.name:") for e in errors)  # else its root is moot
+    if known_dataset and data.name not in EMBEDDED_DATASETS and not data.download:
         if not data.root:
             errors.append(
                 f"data.root: dataset {data.name!r} loads from a local folder; set data.root to "

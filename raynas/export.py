@@ -200,6 +200,25 @@ def _pick_trial(result: ExperimentResult, trial_id: str | None) -> Any:
     return rows.iloc[0]
 
 
+def _check_experiment_folder(folder: Path) -> None:
+    """Refuse a ``dir`` that does not exist or holds no experiment, naming the argument."""
+    from raynas.analysis import is_experiment_folder
+    from raynas.config import ConfigError
+    from raynas.files import CONFIG_FILE
+
+    if not folder.is_dir():
+        raise ConfigError(
+            [f"dir: folder {str(folder)!r} does not exist; pass the folder `raynas run` printed "
+             "(<storage>/<name>)"]
+        )  # fmt: skip
+    if not is_experiment_folder(folder):
+        raise ConfigError(
+            [f"dir: {str(folder)!r} is not an experiment folder (no {CONFIG_FILE}, no Tune "
+             "experiment state, no trial folders); pass the folder `raynas run` printed "
+             "(<storage>/<name>)"]
+        )  # fmt: skip
+
+
 def _check_out(out_dir: Path, overwrite: bool) -> None:
     """Refuse an ``--out`` that is a file, or a non-empty folder without ``overwrite``."""
     from raynas.config import ConfigError
@@ -238,7 +257,8 @@ def export_trial(
     Raises:
         ConfigError: A non-empty ``out`` without ``overwrite``, no such trial, no ranked
             trial, or a trial without a checkpoint. Nothing is written then.
-        FileNotFoundError: The experiment folder (or the dataset's files) does not exist.
+        FileNotFoundError: The dataset's files do not exist (a missing experiment folder is
+            a ConfigError naming ``dir``).
     """
     import pandas as pd
     import torch
@@ -249,6 +269,8 @@ def export_trial(
     from raynas.retrain import DERIVED_ARCH_FILE
     from trainables import checkpoint
 
+    if not isinstance(experiment, ExperimentResult):
+        _check_experiment_folder(Path(experiment).expanduser())
     out_dir = Path(out).expanduser()
     _check_out(out_dir, overwrite)
     result = experiment if isinstance(experiment, ExperimentResult) else load(experiment)
