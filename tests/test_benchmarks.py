@@ -33,6 +33,10 @@ TINY = {
         *("--seeds", "2", "--budget", "10", "--strategies", "evolution", "--rules", "cap,rung"),
     ],
     "gpu_throughput.py": ["--epochs", "1", "--C", "4", "--N", "1"],
+    "proxies.py": [
+        *("--archs", "1", "--table-archs", "6", "--batch", "8"),
+        *("--proxies", "synflow", "snip", "jacob_cov", "nwot"),
+    ],
     "oneshot_cost.py": [
         *("--methods", "darts-1", "--spaces", "nb201"),
         *("--steps", "1", "--repeats", "1", "--devices", "cpu"),
