@@ -35,8 +35,8 @@ from typing import Any
 from ray import tune
 
 from raynas.bench.table import SEED_MODES, BenchTable, TableError, load_table
+from raynas.config import SHARED_KEY
 from raynas.registry import resolve_space
-from raynas.runner import SHARED_KEY
 
 ARGS = ("table", "metric_columns", "seed_mode", "time_column")
 _TABLES: dict[tuple[str, float, str, str], BenchTable] = {}
