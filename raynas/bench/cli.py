@@ -18,6 +18,9 @@ EPILOG = """examples:
   raynas bench build examples/bench-nb201-digits.yaml --out table.parquet --seeds 0 1
   raynas bench search benchmarks/data/nb201-3ops-digits.parquet --space nb201 \\
       --strategy evolution --metric val_acc --report test_acc --budget 100 --seeds 30
+  raynas bench search benchmarks/data/nb201-3ops-digits.parquet --strategy evolution \
+      --metric val_acc --report test_acc --budget 50 --seeds 30 \
+      --proxy-table digits-proxies.parquet --proxy synflow --warmup-pool 1000
   raynas bench convert NAS-Bench-201-v1_1-096897.pth --benchmark nb201 \\
       --dataset cifar10-valid --out nb201-cifar10.parquet
 """
@@ -136,6 +139,26 @@ def _add_search(bsub: Any) -> None:
         help="run each search as a real Tune experiment with the tabular trainable",
     )
     p.add_argument("--storage", help="--via-tune: folder of the experiments (default: a temp dir)")
+    g = p.add_argument_group(
+        "proxy-guided search",
+        "the strategy's initial draws and moves ranked by a zero-cost proxy, read from a table "
+        "(no evaluation of the budget)",
+    )
+    g.add_argument(
+        "--proxy-table",
+        metavar="FILE",
+        help="a 'raynas proxies score' table (joined by arch_id); needs --proxy",
+    )
+    g.add_argument("--proxy", metavar="NAME", help="--proxy-table's column to use as the proxy")
+    g.add_argument(
+        "--proxy-column", metavar="COL", help="use a column of TABLE itself as the proxy"
+    )
+    g.add_argument(
+        "--warmup-pool", type=_positive, metavar="N", help="ranked initial pool (default 100)"
+    )
+    g.add_argument(
+        "--move-candidates", type=_positive, metavar="K", help="candidates per move (default 10)"
+    )
     p.set_defaults(func=run_search_cmd)
 
 
@@ -216,6 +239,9 @@ def run_search_cmd(args: argparse.Namespace) -> int:
             "strategy_args": dict(args.strategy_args),
             "seed_mode": args.seed_mode,
         }
+        proxy = _proxy_arg(args, table)
+        if proxy is not None:
+            kwargs["strategy_args"]["proxy"] = proxy
         if args.via_tune:
             from raynas.bench.search import run_searches_via_tune
 
@@ -239,6 +265,53 @@ def run_search_cmd(args: argparse.Namespace) -> int:
     else:
         print_summary(summary, table)
     return EXIT_OK
+
+
+def _proxy_arg(args: argparse.Namespace, table: Any) -> dict[str, Any] | None:
+    """The strategy's ``proxy`` argument from the proxy flags (None: no proxy flag).
+
+    Raises:
+        TableError: naming the flag that is missing, conflicting or bad.
+    """
+    from raynas.bench.search import TableProxy
+    from raynas.bench.table import TableError
+    from raynas.registry import STRATEGIES
+    from raynas.strategies import strategy_parameters
+
+    tuning = {"--warmup-pool": args.warmup_pool, "--move-candidates": args.move_candidates}
+    if args.proxy_table is None and args.proxy_column is None:
+        given = [flag for flag, v in (("--proxy", args.proxy), *tuning.items()) if v is not None]
+        if given:
+            raise TableError(
+                f"{given[0]}: needs a proxy source: --proxy-table FILE --proxy NAME, or "
+                "--proxy-column COL"
+            )
+        return None
+    if args.proxy_table is not None and args.proxy_column is not None:
+        raise TableError("--proxy-table and --proxy-column: give one proxy source, not both")
+    if args.proxy_table is not None and not args.proxy:
+        raise TableError("--proxy-table: name the proxy column with --proxy NAME (e.g. synflow)")
+    if args.proxy_column is not None and args.proxy:
+        raise TableError("--proxy: only with --proxy-table (--proxy-column names the column)")
+    if args.via_tune:
+        raise TableError("--via-tune: proxy-guided replay runs only without --via-tune")
+    if "proxy" in dict(args.strategy_args):
+        raise TableError("--strategy-arg proxy=...: use the --proxy-* flags instead")
+    if "proxy" not in strategy_parameters(STRATEGIES.get(args.strategy)):
+        guided = [e.name for e in STRATEGIES.entries() if "proxy" in strategy_parameters(e.obj)]
+        raise TableError(
+            f"--strategy {args.strategy!r} takes no proxy; strategies that do: {guided}"
+        )
+    if args.proxy_table is not None:
+        scorer = TableProxy.from_file(table, args.proxy_table, args.proxy)
+    else:
+        scorer = TableProxy.from_column(table, args.proxy_column, seed_mode=args.seed_mode)
+    proxy: dict[str, Any] = {"name": scorer.name, "scorer": scorer}
+    if args.warmup_pool is not None:
+        proxy["warmup_pool"] = args.warmup_pool
+    if args.move_candidates is not None:
+        proxy["move_candidates"] = args.move_candidates
+    return proxy
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -285,6 +358,13 @@ def print_summary(summary: dict[str, Any], table: Any) -> None:
     )
     if "same_as_direct" in s:
         print(f"--via-tune trajectory identical to the direct search: {s['same_as_direct']}")
+    if "proxy" in s:
+        p = s["proxy"]
+        print(
+            f"proxy {p['proxy']} (warmup_pool {p['warmup_pool']}, move_candidates "
+            f"{p['move_candidates']}): {p['archs_scored_mean']:.0f} archs scored per seed, "
+            f"{p['seconds_mean']:.3f} s per seed, no evaluation of the budget"
+        )
 
 
 def write_curves(runs: list[Any], out: str) -> list[str]:

@@ -66,6 +66,8 @@ class SearchRun:
             not within the budget).
         epochs: Epochs trained in all (early-stopped trials count the epochs they ran).
         stopped: Trials a scheduler stopped before their full budget.
+        proxy_stats: The strategy's ``proxy_stats`` when it searched with a proxy (archs
+            scored and seconds spent: no evaluation of the budget), else None.
     """
 
     strategy: str
@@ -83,6 +85,7 @@ class SearchRun:
     evals_to_optimum: int | None = None
     epochs: int = 0
     stopped: int = 0
+    proxy_stats: dict[str, Any] | None = None
 
     def at(self, budget: int, what: str = "best_report") -> float:
         """``best_report`` / ``regret`` / ... after ``budget`` evaluations (the last if fewer)."""
@@ -295,7 +298,91 @@ def run_search(
     else:
         records = replay.run(int(budget), scheduler, concurrency, mode)
     run.archs = [str(r["arch_str"]) for r in records]
+    from raynas.strategies.proxy import ProxyGuided
+
+    settings = searcher.proxy if isinstance(searcher, ProxyGuided) else None
+    if isinstance(searcher, ProxyGuided) and settings is not None:
+        run.proxy_stats = {
+            **searcher.proxy_stats,
+            "warmup_pool": settings.warmup_pool,
+            "move_candidates": settings.move_candidates,
+        }
     return trajectory(run, records, mode=mode, report_mode=report_mode, time_column=tcol)
+
+
+class TableProxy:
+    """A proxy scorer that looks scores up by arch id: zero-cost replay of a proxy search.
+
+    ``TableProxy(space, scores)(arch)`` is ``scores[space.arch_id(arch)]``, NaN for an arch
+    without a (finite) score; give it as ``strategy_args={"proxy": {"name": ..., "scorer":
+    TableProxy(...)}}``.
+
+    Args:
+        space: The search space (arch ids are computed with it).
+        scores: Score by arch id (higher is better).
+        name: The proxy's name, for reports.
+    """
+
+    def __init__(self, space: Any, scores: Mapping[str, float], name: str) -> None:
+        self.space, self.name = space, name
+        self.scores = {str(k): float(v) for k, v in scores.items()}
+
+    def __call__(self, arch: Any) -> float:
+        value = self.scores.get(self.space.arch_id(arch), math.nan)
+        return value if math.isfinite(value) else math.nan
+
+    @classmethod
+    def from_file(cls, table: BenchTable, path: str | Path, column: str) -> TableProxy:
+        """Scores from a ``raynas proxies score`` table (``arch_id`` or ``arch`` JSON column).
+
+        Raises:
+            TableError: the file is missing or unreadable, has no ``column`` (the message
+                lists its columns), or shares no arch id with ``table``.
+        """
+        import pandas as pd
+
+        file = Path(path)
+        if not file.is_file():
+            raise TableError(f"--proxy-table: {str(file)!r} does not exist")
+        try:
+            df = pd.read_csv(file) if file.suffix.lower() == ".csv" else pd.read_parquet(file)
+        except (OSError, ValueError) as err:
+            raise TableError(f"--proxy-table: cannot read {str(file)!r}: {err}") from err
+        if column not in df.columns:
+            names = [c for c in df.columns if c not in ("arch", "arch_id", "seconds", "error")]
+            raise TableError(
+                f"--proxy: {str(file)!r} has no column {column!r}; its proxy columns are {names}"
+            )
+        if "arch_id" in df.columns:
+            ids = df["arch_id"].astype(str)
+        elif "arch" in df.columns:
+            ids = df["arch"].map(lambda text: table.space.arch_id(json.loads(text)))
+        else:
+            raise TableError(f"--proxy-table: {str(file)!r} has no arch_id or arch column")
+        values = pd.to_numeric(df[column], errors="coerce")
+        scores = dict(zip(ids, values.astype(float)))
+        known = table.final().index
+        if not any(k in scores for k in known):
+            raise TableError(
+                f"--proxy-table: {str(file)!r} shares no arch id with the table; was it scored "
+                "on the same space (and space arguments)?"
+            )
+        return cls(table.space, scores, column)
+
+    @classmethod
+    def from_column(
+        cls, table: BenchTable, column: str, *, seed_mode: str = "mean", seed: int = 0
+    ) -> TableProxy:
+        """Scores from a column of the table itself (e.g. an oracle: ``test_acc``).
+
+        Raises:
+            TableError: the table has no such column.
+        """
+        table.require(column, flag="--proxy-column")
+        view = table.final(seed_mode=seed_mode, seed=seed)
+        return cls(
+            table.space, dict(zip(view.index.astype(str), view[column].astype(float))), column
+        )
 
 
 class _Replay:
@@ -557,6 +644,19 @@ def run_searches_via_tune(
     return [run_search_via_tune(table, strategy, seed=int(s), **kwargs) for s in seeds]
 
 
+def _proxy_summary(runs: list[SearchRun]) -> dict[str, Any] | None:
+    stats = [r.proxy_stats for r in runs if r.proxy_stats is not None]
+    if not stats:
+        return None
+    return {
+        "proxy": stats[0]["proxy"],
+        "warmup_pool": stats[0]["warmup_pool"],
+        "move_candidates": stats[0]["move_candidates"],
+        "archs_scored_mean": float(np.mean([s["archs_scored"] for s in stats])),
+        "seconds_mean": float(np.mean([s["seconds"] for s in stats])),
+    }
+
+
 def summarize(runs: list[SearchRun], budget: int | None = None) -> dict[str, Any]:
     """Mean, std (over seeds, ddof 1), median of the reported value at ``budget``; regret.
 
@@ -568,7 +668,8 @@ def summarize(runs: list[SearchRun], budget: int | None = None) -> dict[str, Any
         ``{strategy, budget, seeds, metric, report, mean, std, median, regret, regret_std,
         optimum, evals_to_optimum_median, found_optimum}``; ``evals_to_optimum_median`` is
         None when fewer than half the seeds reached the optimum (``found_optimum`` is that
-        fraction).
+        fraction). Runs with a proxy add ``proxy: {proxy, warmup_pool,
+        move_candidates, archs_scored_mean, seconds_mean}``.
     """
     if not runs:
         raise ValueError("summarize needs at least one run")
@@ -583,7 +684,7 @@ def summarize(runs: list[SearchRun], budget: int | None = None) -> dict[str, Any
     ranked = sorted([*hits, *[math.inf] * (len(runs) - len(hits))])
     median_hits = ranked[(len(ranked) - 1) // 2] if ranked else math.inf
     ddof = 1 if len(runs) > 1 else 0
-    return {
+    out: dict[str, Any] = {
         "strategy": runs[0].strategy,
         "budget": b,
         "seeds": len(runs),
@@ -598,6 +699,10 @@ def summarize(runs: list[SearchRun], budget: int | None = None) -> dict[str, Any
         "evals_to_optimum_median": None if math.isinf(median_hits) else int(median_hits),
         "found_optimum": len(hits) / len(runs),
     }
+    proxy = _proxy_summary(runs)
+    if proxy is not None:
+        out["proxy"] = proxy
+    return out
 
 
 def mean_curve(

@@ -18,11 +18,12 @@ import numpy as np
 
 from raynas.space import Arch, Space
 from raynas.strategies import register_strategy
-from raynas.strategies.base import NASSearcher, StrategyError, check_int
+from raynas.strategies.base import StrategyError, check_int
+from raynas.strategies.proxy import ProxyGuided
 
 
 @register_strategy("evolution", description="regularized (aging) evolution, Real et al. 2019")
-class RegularizedEvolution(NASSearcher):
+class RegularizedEvolution(ProxyGuided):
     """Regularized evolution: tournament selection, mutation, the oldest member dies.
 
     Works on every space (continuous decisions mutate by resampling). A failed trial joins
@@ -38,7 +39,10 @@ class RegularizedEvolution(NASSearcher):
         crossover_prob: Probability that a child is the uniform crossover of two tournament
             winners (then mutated) instead of a mutant of one winner. 0 is Real et al.
         **kwargs: ``metric``, ``mode``, ``seed``, ``allow_repeats`` (see
-            :class:`~raynas.strategies.base.NASSearcher`).
+            :class:`~raynas.strategies.base.NASSearcher`) and ``proxy`` (see
+            :class:`~raynas.strategies.proxy.ProxyGuided`: the initial population is the top of
+            a proxy-ranked random pool, each child the proxy's best of ``move_candidates``
+            mutants of the tournament winner).
 
     Raises:
         StrategyError: An argument out of range.
@@ -79,11 +83,11 @@ class RegularizedEvolution(NASSearcher):
 
     def propose(self) -> Arch | None:
         if len(self.population) < self.population_size or self.space.cardinality == 1:
-            return self.random_unseen()
+            return self.draw_initial()
         parent = self._tournament()
         if self.crossover_prob > 0.0 and self.rng.random() < self.crossover_prob:
             parent = self.space.crossover(parent, self._tournament(), self.rng)
-        return self.space.mutate(parent, self.rng)
+        return self.best_of_draws(lambda: self.space.mutate(parent, self.rng))
 
     def observe(self, arch: Arch, score: float | None, result: Mapping[str, Any] | None) -> None:
         self.population.append((arch, len(self.history) - 1))  # maxlen: the oldest dies

@@ -18,11 +18,12 @@ from typing import Any
 
 from raynas.space import Arch, Space
 from raynas.strategies import register_strategy
-from raynas.strategies.base import NASSearcher, StrategyError
+from raynas.strategies.base import StrategyError
+from raynas.strategies.proxy import ProxyGuided
 
 
 @register_strategy("local_search", description="hill climbing with restarts, White et al. 2020")
-class LocalSearch(NASSearcher):
+class LocalSearch(ProxyGuided):
     """Local search with random restarts; needs a discrete space.
 
     Args:
@@ -30,7 +31,10 @@ class LocalSearch(NASSearcher):
         first_improvement: Move as soon as a finished neighbour beats the centre (the best
             such neighbour finished so far) instead of waiting for the whole neighbourhood.
         **kwargs: ``metric``, ``mode``, ``seed``, ``allow_repeats`` (see
-            :class:`~raynas.strategies.base.NASSearcher`).
+            :class:`~raynas.strategies.base.NASSearcher`) and ``proxy`` (see
+            :class:`~raynas.strategies.proxy.ProxyGuided`: starts come from a proxy-ranked
+            random pool, and each neighbour proposed is the proxy's best of
+            ``move_candidates`` of the centre's neighbours not yet proposed).
 
     Raises:
         StrategyError: The space has continuous decisions, or a bad argument.
@@ -73,10 +77,9 @@ class LocalSearch(NASSearcher):
                 self._set_center(better)
                 self.moves += 1
                 continue
-            while self.queue:
-                key, arch = self.queue.pop()
-                if key not in self.seen:
-                    return arch
+            arch = self._next_neighbour()
+            if arch is not None:
+                return arch
             step, target = self._decide()
             if step == "wait":
                 return None
@@ -101,8 +104,25 @@ class LocalSearch(NASSearcher):
         return None if i is None else self.value(i)
 
     # --- internals --------------------------------------------------------------------
+    def _next_neighbour(self) -> Arch | None:
+        """The next unseen neighbour of the queue: the last one, or with a proxy the best of
+        ``move_candidates`` of the unseen ones drawn at random; None when none is left."""
+        if self.proxy is None or self.proxy.move_candidates <= 1:
+            while self.queue:
+                key, arch = self.queue.pop()
+                if key not in self.seen:
+                    return arch
+            return None
+        self.queue = [(k, a) for k, a in self.queue if k not in self.seen]
+        if not self.queue:
+            return None
+        k = min(self.proxy.move_candidates, len(self.queue))
+        picks = [int(i) for i in self.rng.choice(len(self.queue), size=k, replace=False)]
+        best = picks[self.best_of([self.queue[i][1] for i in picks])]
+        return self.queue.pop(best)[1]
+
     def _restart(self) -> Arch | None:
-        arch = self.random_unseen()
+        arch = self.draw_initial()
         if arch is None:
             return None
         self.restarts += 1
