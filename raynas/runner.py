@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from raynas.config import (
+    SHARED_KEY,
     ConfigError,
     Experiment,
     check_experiment,
@@ -34,11 +35,9 @@ from raynas.config import (
     trial_settings,
 )
 from raynas.files import CONFIG_FILE, REFUSED_FILE, STOPS_FILE
-from raynas.journal import apply_journal
+from raynas.journal import apply_journal, install_snapshot
 from raynas.lock import check_free, holding
 
-#: Key of a trial's config holding the ObjectRefs of its trainable's ``shared_objects(exp)``.
-SHARED_KEY = "shared"
 _ENV = {
     # A constraint-violated child reports no objective; Tune must not fail it for that.
     "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
@@ -139,7 +138,37 @@ def make_searcher(exp: Experiment) -> Any:
     if check is not None:  # violators are redrawn on the driver and never cost a trial
         searcher.set_constraint_check(check)
     searcher.set_sync_batch(exp.budget.sync_batch)
+    _wire_proxy(exp, searcher)
     return searcher
+
+
+def _wire_proxy(exp: Experiment, searcher: Any) -> None:
+    """Hand a strategy with ``proxy:`` a scorer: the pool is scored by Ray tasks
+    (``raynas.proxies.scoring``), on one seeded batch of the experiment's training split."""
+    from raynas.strategies.proxy import BatchScorer, ProxyGuided
+
+    settings = getattr(searcher, "proxy", None)
+    if not isinstance(searcher, ProxyGuided) or settings is None or searcher._proxy_scorer:
+        return
+    from raynas.proxies import list_proxies
+    from raynas.proxies.scoring import config_job, run_scoring
+
+    name = settings.name
+    if name not in list_proxies() or name in ("vote", "rank_average"):
+        raise ConfigError(
+            [
+                f"strategy.proxy.name: {name!r} cannot score a live search (an ensemble needs "
+                "a table: `raynas bench search --proxy-table`); use one proxy, e.g. synflow"
+            ]
+        )
+    job = config_job(exp, (name,), seed=exp.seed)
+
+    def score_many(archs: list[Any]) -> list[float]:
+        encoded = [json.dumps(a, sort_keys=True) for a in archs]
+        table = run_scoring(job, encoded, out=None, use_ray=True, log=lambda _: None)
+        return [float(v) for v in table[name]]
+
+    searcher.set_proxy_scorer(BatchScorer(score_many))
 
 
 def make_scheduler(exp: Experiment) -> Any:
@@ -402,7 +431,20 @@ def fit_experiment(
         _print_notes(exp, verbose)
         _fit(tuner, uri)
         _record_refusals(search_alg, uri, verbose)
+        _print_proxy_cost(search_alg, verbose)
         return _finish(exp, uri, time.perf_counter() - start, verbose)
+
+
+def _print_proxy_cost(searcher: Any, verbose: bool) -> None:
+    """What a strategy's zero-cost proxy cost (``strategy.proxy``); not in budget.trials."""
+    if not verbose or getattr(searcher, "proxy", None) is None:
+        return
+    stats = getattr(searcher, "proxy_stats", None)
+    if isinstance(stats, dict):
+        sys.stdout.write(
+            f"proxy {stats['proxy']}: {stats['archs_scored']} archs scored in "
+            f"{stats['seconds']:.1f} s (no trial of budget.trials)\n"
+        )
 
 
 def _record_refusals(searcher: Any, uri: str, verbose: bool) -> None:
@@ -540,12 +582,12 @@ def run(
         address=address,
         overwrite=overwrite,
     )
-    searcher = None
+    # Built before anything is written: a strategy's bad arguments are the user's, exit 2.
+    searcher: Any = make_searcher(exp) if exp.scheduler.name != "pbt_evolution" else None
     if warm_start is not None:
         from raynas.warm_start import warm_start_records
 
         records = warm_start_records(warm_start, exp)
-        searcher = make_searcher(exp)
         try:
             fed = searcher.warm_start(records)
         except ValueError as err:
@@ -587,7 +629,8 @@ def resume(path: str | Path, *, address: str | None = None, verbose: bool = True
         )
     with holding(local):
         if local is not None:
-            apply_journal(local)  # trials that ended after Tune's last snapshot stay ended
+            install_snapshot(local)  # one consistent step of Tune's state, not a torn copy
+            apply_journal(local)  # trials that ended after that step stay ended
         tuner = tune.Tuner.restore(
             uri,
             trainable=_trainable(exp),

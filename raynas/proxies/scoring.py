@@ -18,12 +18,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from raynas.proxies import ENSEMBLES, ProxyError
+
+if TYPE_CHECKING:
+    from raynas.config import Experiment
 
 KEY_COLUMNS = ("arch", "arch_id", "seconds", "error")
 
@@ -76,7 +79,7 @@ class ScoreJob:
 
 
 def config_job(
-    config: str | Path,
+    config: str | Path | Experiment,
     proxies: tuple[str, ...],
     ensembles: tuple[str, ...] = (),
     *,
