@@ -18,3 +18,5 @@ REFUSED_FILE = "raynas_refused.json"
 JOURNAL_FILE = "raynas_journal.jsonl"
 #: The scheduler's state (pickle, trials by id), replaced atomically after each result.
 STATE_FILE = "raynas_state.pkl"
+#: Tune's state files of one step (``{name: bytes}`` pickle), a consistent set for resume.
+SNAPSHOT_FILE = "raynas_snapshot.pkl"

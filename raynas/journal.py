@@ -12,6 +12,12 @@ rungs. Two files close those gaps:
   those ends into Tune's newest snapshot before ``Tuner.restore`` reads it, so a finished trial
   is never queued again; :class:`Journal` then hands them to the restored searcher (which
   still counted them as running).
+- ``raynas_snapshot.pkl`` (:data:`~raynas.files.SNAPSHOT_FILE`): Tune's own state files
+  (trials, searcher, search generator, callbacks) as Tune wrote them at the end of a step,
+  replaced atomically as one file. Tune copies them to the experiment folder one by one in the
+  background, so a kill mid-copy leaves a trial list and a searcher from different moments
+  (the searcher then waits forever for a trial Tune never heard of, or re-proposes one it
+  did); :func:`install_snapshot` puts a consistent set back before the restore.
 - ``raynas_state.pkl`` (:data:`~raynas.files.STATE_FILE`): the scheduler's state, written
   atomically after every result the scheduler saw; Tune's trials inside it are stored by id and
   bound to the restored trials at the first step of the resumed run.
@@ -38,9 +44,18 @@ from typing import Any
 
 from ray.tune import Callback
 
-from raynas.files import JOURNAL_FILE, STATE_FILE
+from raynas.files import JOURNAL_FILE, SNAPSHOT_FILE, STATE_FILE
 
-__all__ = ["Journal", "apply_journal", "read_journal"]
+__all__ = ["Journal", "apply_journal", "install_snapshot", "read_journal"]
+
+#: Tune's experiment-level state files, one per session (``<prefix><session time>.<ext>``).
+TUNE_STATE_PREFIXES = (
+    "experiment_state-",
+    "searcher-state-",
+    "search_gen_state-",
+    "basic-variant-state-",
+    "callback-states-",
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +130,66 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _is_tune_state(name: str) -> bool:
+    return name.startswith(TUNE_STATE_PREFIXES) and name.endswith((".json", ".pkl"))
+
+
+def install_snapshot(folder: Path) -> int:
+    """Replace Tune's state files in ``folder`` by raynas' last consistent copy of them.
+
+    Other files of the same kinds (older sessions', or one a killed session was still
+    copying) are removed, so Tune restores from the copy. Returns how many files were
+    written (0 without a snapshot).
+    """
+    path = Path(folder) / SNAPSHOT_FILE
+    try:
+        files: dict[str, bytes] = pickle.loads(path.read_bytes())
+    except FileNotFoundError:
+        return 0
+    for name, data in files.items():
+        prefix = next(p for p in TUNE_STATE_PREFIXES if name.startswith(p))
+        for other in Path(folder).glob(f"{prefix}*"):
+            if other.name != name:  # another session's, or a torn copy: Tune must not pick it
+                other.unlink()
+        _atomic_write(Path(folder) / name, data)
+    return len(files)
+
+
+def _complete_result_file(folder: Path, entry: Mapping[str, Any]) -> None:
+    """Append the journaled final result to the trial's ``result.json`` when the kill came
+    between the journal line and Tune's logger writing that row (a stop is journaled when the
+    scheduler decides it, before the row is written)."""
+    result = entry.get("result")
+    if not isinstance(result, Mapping):
+        return
+    trial_dirs = [p for p in folder.glob(f"*_{entry['trial_id']}_*") if p.is_dir()]
+    if len(trial_dirs) != 1:
+        return
+    path = trial_dirs[0] / "result.json"
+    iterations = set()
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                iterations.add(json.loads(line).get("training_iteration"))
+            except ValueError:
+                continue
+    if result.get("training_iteration") in iterations:
+        return
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(_jsonable(result)) + "\n")
+
+
 def apply_journal(folder: Path) -> int:
     """Write the journal's finished trials into Tune's newest snapshot in ``folder``.
 
     A trial the snapshot still lists as pending or running but the journal shows finished gets
-    status ``TERMINATED`` and its final result, so ``Tuner.restore`` does not queue it again.
-    The snapshot is replaced atomically. Returns how many trials were updated.
+    status ``TERMINATED`` and its final result, so ``Tuner.restore`` does not queue it again,
+    and a trial folder whose ``result.json`` lacks that final row gets it. The snapshot is
+    replaced atomically. Returns how many trials were updated in the snapshot.
     """
     finished = finished_trials(folder)
+    for done in finished.values():
+        _complete_result_file(Path(folder), done)
     states = sorted(glob.glob(str(Path(folder) / "experiment_state-*.json")))
     if not finished or not states:
         return 0
@@ -185,6 +252,21 @@ def unflatten(result: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _forget_raynas_files(staging: Path) -> None:
+    """Remove raynas' own files from Tune's staging folder of a resumed run.
+
+    ``Tuner.restore`` copies every ``.json`` / ``.pkl`` of the experiment folder there, and Tune
+    uploads that folder back after every step: stale copies of the lock, the stop records, the
+    scheduler state or the snapshot would overwrite the live ones. This runs at the first step,
+    before the first upload.
+    """
+    if not staging.is_dir():
+        return
+    for path in staging.iterdir():
+        if path.name.startswith("raynas_") and path.is_file():
+            path.unlink(missing_ok=True)
+
+
 def _knows(scheduler: Any, trial: Any) -> bool:
     """Whether one of ``scheduler``'s tables has ``trial`` (by object or by id)."""
     for table in vars(scheduler).values():
@@ -213,6 +295,7 @@ class Journal(Callback):
         if durable:
             scheduler.journal = self  # its stops are journaled when decided (DurableStops)
         self._started = False
+        self._copied: dict[str, bytes] = {}
         #: Why the scheduler's state could not be saved (None: it was, or there is none).
         self.unsaved: str | None = None
 
@@ -221,6 +304,8 @@ class Journal(Callback):
         if self._started:
             return
         self._started = True
+        if trials:
+            _forget_raynas_files(Path(trials[0].storage.experiment_driver_staging_path))
         by_id = {t.trial_id: t for t in trials}
         self._restore_scheduler(by_id)
         self._replay(by_id)
@@ -250,6 +335,40 @@ class Journal(Callback):
                 self.searcher.on_trial_complete(trial_id, entry.get("result"), error=error)
 
     # -- recording ----------------------------------------------------------------------
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        """Keep a consistent copy of the state Tune saved in this step (see module)."""
+        if not trials:
+            return
+        staging = Path(trials[0].storage.experiment_driver_staging_path)
+        try:
+            states = [p for p in staging.iterdir() if p.is_file() and _is_tune_state(p.name)]
+            newest = max(
+                (p for p in states if p.name.startswith("experiment_state-")),
+                key=lambda p: p.stat().st_mtime_ns,
+                default=None,
+            )
+            if newest is None:
+                return
+            # This step's files share the session name of the experiment state Tune just
+            # wrote; the staging folder also holds older sessions' files (a resume copies
+            # them in).
+            session = newest.name[len("experiment_state-") : -len(".json")]
+            files = {
+                p.name: p.read_bytes()
+                for p in states
+                if p.name[: -len(p.suffix)].endswith(session)
+                and p.name.startswith(TUNE_STATE_PREFIXES)
+            }
+        except OSError:
+            return
+        if files == self._copied:
+            return
+        data = pickle.dumps(files, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp = self.folder / (SNAPSHOT_FILE + ".tmp")
+        tmp.write_bytes(data)  # atomic against a kill (not against power loss: no fsync)
+        os.replace(tmp, self.folder / SNAPSHOT_FILE)
+        self._copied = files
+
     def _save_scheduler(self) -> None:
         if self.scheduler is None or self.unsaved is not None:
             return
