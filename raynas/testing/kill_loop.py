@@ -169,6 +169,8 @@ def _finish(proc: subprocess.Popen[bytes], timeout: float) -> int:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         raise
+    if proc.returncode == 2 and b"is finished" in err:
+        return 0  # the kill came after the last trial ended: `raynas resume` has nothing to do
     if proc.returncode != 0:
         raise RuntimeError(f"raynas exited {proc.returncode}: {err.decode()[-3000:]}")
     return proc.returncode
