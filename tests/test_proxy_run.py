@@ -31,6 +31,6 @@ def test_evolution_guided_by_synflow_in_a_real_run(
 
 def test_an_ensemble_cannot_guide_a_live_search(tmp_path: Path) -> None:
     strategy = {"name": "evolution", "proxy": {"name": "vote"}}
-    with pytest.raises(ConfigError, match="strategy.proxy.name: 'vote' cannot score a live"):
+    with pytest.raises(ConfigError, match=r"strategy\.proxy\.name: 'vote' cannot score a live"):
         raynas.run(small_experiment(tmp_path, strategy=strategy), verbose=False)
     assert not (tmp_path / "runs").exists(), "a refused config writes nothing"
