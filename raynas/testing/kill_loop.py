@@ -176,6 +176,22 @@ def _finish(proc: subprocess.Popen[bytes], timeout: float) -> int:
     return proc.returncode
 
 
+def _retrained(before: str, after: str) -> int:
+    """1 when a trial that had ended trained again: its earlier rows changed, or an epoch
+    was reported twice. (A last row appended from the journal, when the kill came before
+    Tune's logger wrote it, is not a re-run.)"""
+    old, new = before.splitlines(), after.splitlines()
+    iterations = [_iteration(line) for line in new]
+    return int(new[: len(old)] != old or len(iterations) != len(set(iterations)))
+
+
+def _iteration(line: str) -> Any:
+    try:
+        return json.loads(line).get("training_iteration")
+    except ValueError:
+        return None
+
+
 def _unreadable(folder: Path) -> int:
     """1 when ``raynas.load`` (what ``raynas analyze`` reads) fails on ``folder`` now, else 0."""
     from raynas.analysis import load
@@ -261,15 +277,13 @@ def kill_loop(
         leaked += _left_behind(proc.pid)  # `raynas resume` must reap them
         groups.append(proc.pid)
         for name, text in kept.items():  # finished before an earlier kill: untouched since
-            if (folder / name / "result.json").read_text() != text:
-                rerun += 1
+            rerun += _retrained(text, (folder / name / "result.json").read_text())
         kept.update({k: v for k, v in _journaled(folder).items() if k not in kept})
         args = ["resume", str(folder)]
         resumes += 1
 
     for name, text in kept.items():
-        if (folder / name / "result.json").read_text() != text:
-            rerun += 1
+        rerun += _retrained(text, (folder / name / "result.json").read_text())
     not_reaped = sum(len(_group(g)) for g in groups)
     for g in groups:  # whatever the resumes left, so nothing outlives the loop
         with contextlib.suppress(ProcessLookupError):
