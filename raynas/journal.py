@@ -38,7 +38,7 @@ import math
 import os
 import pickle
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -413,8 +413,3 @@ class Journal(Callback):
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._record(trial, "ERROR")
-
-
-def journaled_ids(entries: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The trial ids of ``entries`` in order, each once."""
-    return list(dict.fromkeys(str(e["trial_id"]) for e in entries))

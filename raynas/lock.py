@@ -26,7 +26,7 @@ from pathlib import Path
 from raynas.config import ConfigError
 from raynas.files import LOCK_FILE
 
-__all__ = ["check_free", "holding", "reap_ray_group"]
+__all__ = ["check_free", "group_members", "holding", "reap_ray_group"]
 
 
 def _alive(pid: int) -> bool:
@@ -68,6 +68,22 @@ def check_free(folder: Path) -> None:
     )
 
 
+def group_members(pgid: int) -> dict[int, bytes]:
+    """``pid -> command line`` of the live (not zombie) processes of process group ``pgid``."""
+    members: dict[int, bytes] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if int(stat[2]) == pgid and stat[0] != "Z":
+            members[int(entry.name)] = cmd
+    return members
+
+
 def reap_ray_group(pgid: int) -> int:
     """SIGKILL the Ray processes left in process group ``pgid`` by a dead driver; how many.
 
@@ -77,18 +93,11 @@ def reap_ray_group(pgid: int) -> int:
     if _alive(pgid):
         return 0  # the leader runs: not a dead driver's group
     killed = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for pid, cmd in group_members(pgid).items():
+        if b"ray" not in cmd:
             continue
         try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            cmd = (entry / "cmdline").read_bytes()
-        except (OSError, IndexError):
-            continue
-        if int(stat[2]) != pgid or stat[0] == "Z" or b"ray" not in cmd:
-            continue
-        try:
-            os.kill(int(entry.name), signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
             killed += 1
         except ProcessLookupError:
             pass

@@ -139,17 +139,9 @@ def _journaled(folder: Path) -> dict[str, str]:
 
 def _group(pgid: int) -> set[int]:
     """The live processes of process group ``pgid`` (zombies excluded)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            found.add(int(entry.name))
-    return found
+    from raynas.lock import group_members
+
+    return set(group_members(pgid))
 
 
 def _raynas(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
