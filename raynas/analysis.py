@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from raynas.files import CONFIG_FILE, STOPS_FILE
+from raynas.files import CONFIG_FILE, STOPS_FILE, parse_trial_dir_name
 
 STATUSES = (
     "completed",
@@ -235,15 +235,14 @@ class ExperimentResult:
         for tdir in sorted(dirs):
             results = _read_results(tdir / "result.json")
             last = results[-1] if results else {}
-            parts = tdir.name.split("_")
+            index, named_id = parse_trial_dir_name(tdir.name)
             trial_id = str(
-                last.get("trial_id") or by_logdir.get(tdir.name) or [*parts, tdir.name][1]
+                last.get("trial_id") or by_logdir.get(tdir.name) or named_id or tdir.name
             )
             info = state.get(trial_id, {})
             config = _read_json(tdir / "params.json") or info.get("config") or {}
             row = self._trial_row(tdir, trial_id, results, config, info)
-            index = parts[2] if len(parts) > 2 and parts[2].isdigit() else None
-            row["trial_index"] = int(index) if index is not None else None
+            row["trial_index"] = index
             rows.append(row)
             curve_rows.extend(_curve_rows(trial_id, results))
         trials = _with_schema(pd.DataFrame(rows), TRIAL_COLUMNS, tail_prefix="arch.")
@@ -287,7 +286,7 @@ class ExperimentResult:
             "trial_id": trial_id,
             "status": status,
             "arch_id": last.get("arch_id"),
-            "arch": last.get("arch_str"),
+            "arch": arch_text(last, config),
             "epochs": int(_number(last.get("epoch")) or 0),
             "wall_time_s": last.get("time_total_s"),
             "start_time": start,
@@ -481,10 +480,33 @@ class ExperimentResult:
             return f"no completed trial reported {self.metric!r}"
         cols = ["trial_id", "status", "arch", self.metric, "params", "flops", "latency_ms"]
         cols = list(dict.fromkeys(c for c in [*cols, "epochs"] if c in top))
+        shown = top[cols].copy()
+        if "arch" in shown:
+            shown["arch"] = [short_arch(a) for a in shown["arch"]]
         with pd.option_context("display.max_colwidth", 100, "display.width", 250):
-            return f"top {len(top)} by {self.metric} ({self.mode}):\n" + top[cols].to_string(
+            return f"top {len(top)} by {self.metric} ({self.mode}):\n" + shown.to_string(
                 index=False, float_format=lambda v: f"{v:.4g}"
             )
+
+
+def short_arch(arch: Any, width: int = 100) -> str:
+    """An arch (string, or JSON-able) on one line of at most ``width`` characters (``...``
+    marks a cut); ``?`` if there is none."""
+    if arch is None or (isinstance(arch, float) and math.isnan(arch)):
+        return "?"
+    text = arch if isinstance(arch, str) else json.dumps(arch, separators=(",", ":"), default=str)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def arch_text(result: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
+    """A trial's arch as text: what it reported (``arch_str``), else its config's ``arch`` as
+    compact JSON (a plugin trainable that reports no arch)."""
+    if result.get("arch_str") is not None:
+        return str(result["arch_str"])
+    arch = config.get("arch")
+    if arch is None:
+        return None
+    return json.dumps(arch, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def non_dominated(values: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The ``raynas`` command line: ``run | resume | validate | spaces | strategies`` and the
+"""The ``raynas`` command line: ``run | resume | validate | spaces | strategies | schedulers``
+and the
 subcommands of :data:`CLI_EXTENSIONS` (``analyze``, ...).
 
 A user mistake (bad config, unknown name, missing folder) prints one clear message per
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
 
 #: Modules that add subcommands: each has ``register_cli(subparsers)``, which adds its
 #: parsers with ``set_defaults(func=handler)``; ``handler(args) -> int`` is the exit code.
@@ -25,6 +28,8 @@ CLI_EXTENSIONS: tuple[str, ...] = (
     "raynas.proxies.cli",
     "raynas.export",
     "raynas.retrain",
+    "raynas.config_reference",
+    "raynas.report.cli",
 )
 
 EPILOG = """examples:
@@ -73,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a field, e.g. budget.trials=4 (repeatable; values are YAML)",
+        help="override a field, e.g. budget.trials=4 (repeatable; values are YAML); "
+        "strategy.name or scheduler.name set to another name drops the old one's arguments",
     )
     run.add_argument("--storage", help="folder holding experiments (default: config storage)")
     run.add_argument("--name", help="experiment name, i.e. its folder (default: config name)")
@@ -87,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace an existing experiment folder of the same name",
     )
-    run.add_argument("--quiet", action="store_true", help="print only the final summary")
+    _output_flags(run)
     run.add_argument(
         "--warm-start",
         metavar="DIR",
@@ -103,8 +109,16 @@ def _parser() -> argparse.ArgumentParser:
         "searcher state is restored.",
     )
     res.add_argument("dir", help="experiment folder")
+    res.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="raise budget.trials, e.g. budget.trials=40: also extends a finished search",
+    )
     res.add_argument("--address", help="Ray cluster address")
-    res.add_argument("--quiet", action="store_true")
+    _output_flags(res)
 
     val = sub.add_parser(
         "validate",
@@ -121,6 +135,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Name, cardinality and description of every registered space.",
     )
     sub.add_parser(
+        "schedulers",
+        help="list the trial schedulers and their arguments",
+        description="Every scheduler (scheduler.name) with its arguments and defaults.",
+    )
+    sub.add_parser(
         "strategies",
         help="list the search strategies and their arguments",
         description="Every registered strategy with its arguments and defaults.",
@@ -128,6 +147,18 @@ def _parser() -> argparse.ArgumentParser:
     for module in CLI_EXTENSIONS:
         importlib.import_module(module).register_cli(sub)
     return p
+
+
+def _output_flags(parser: argparse.ArgumentParser) -> None:
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--quiet", action="store_true", help="print only the final summary")
+    out.add_argument(
+        "--epochs", action="store_true", help="also print a line per epoch of every trial"
+    )
+
+
+def _verbosity(args: argparse.Namespace) -> str:
+    return "summary" if args.quiet else "epochs" if args.epochs else "trials"
 
 
 def _version() -> str:
@@ -146,7 +177,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         name=args.name,
         address=args.address,
         overwrite=args.overwrite,
-        verbose=True,
+        verbose=_verbosity(args),
         warm_start=args.warm_start,
     )
     return _search_exit(result)
@@ -155,7 +186,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_resume(args: argparse.Namespace) -> int:
     from raynas.runner import resume
 
-    return _search_exit(resume(args.dir, address=args.address, verbose=True))
+    result = resume(
+        args.dir, address=args.address, verbose=_verbosity(args), overrides=args.overrides
+    )
+    return _search_exit(result)
 
 
 def _search_exit(result: Any) -> int:
@@ -203,12 +237,23 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
 
 def _cmd_strategies(args: argparse.Namespace) -> int:
     from raynas.registry import STRATEGIES
-    from raynas.strategies import strategy_parameters
+    from raynas.strategies import strategy_arguments
 
     for entry in STRATEGIES.entries():
-        params = strategy_parameters(entry.obj)
-        shown = ", ".join(f"{k}={v!r}" for k, v in params.items() if k not in ("metric", "mode"))
+        params = strategy_arguments(entry.obj)
+        shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "(none)"
         print(f"{entry.name:<14} {entry.description}")
+        print(f"{'':<14} args: {shown}")
+    return EXIT_OK
+
+
+def _cmd_schedulers(args: argparse.Namespace) -> int:
+    from raynas.schedulers import scheduler_arguments, scheduler_descriptions
+
+    about = scheduler_descriptions()
+    for name, params in scheduler_arguments().items():
+        shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "(none)"
+        print(f"{name:<14} {about[name]}")
         print(f"{'':<14} args: {shown}")
     return EXIT_OK
 
@@ -225,6 +270,7 @@ _COMMANDS = {
     "validate": _cmd_validate,
     "spaces": _cmd_spaces,
     "strategies": _cmd_strategies,
+    "schedulers": _cmd_schedulers,
 }
 
 
@@ -249,6 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RegistryError, SpaceDefinitionError, InvalidArchitecture, FileNotFoundError) as err:
         print(f"raynas: error: {err}", file=sys.stderr)
         return EXIT_CONFIG
+    except BrokenPipeError:  # `raynas strategies | head`: the reader left; no traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit must not fail again
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt as err:
         where = getattr(err, "path", None) or "DIR"
         print(f"raynas: interrupted; continue with `raynas resume {where}`", file=sys.stderr)

@@ -45,7 +45,12 @@ class ConfigError(ValueError):
 
 class _Model(BaseModel):
     # inf and NaN are never a sensible lr, bound or fraction: `null` says "no limit".
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        allow_inf_nan=False,
+        use_attribute_docstrings=True,  # each field's docstring is its one-line reference
+    )
 
 
 #: Classes of each dataset the ``classify`` trainable loads (:mod:`trainables.data` reads its
@@ -96,24 +101,21 @@ class DataConfig(_Model):
     """
 
     name: str = "digits"
-    #: The folder holding an on-disk dataset's files (see :mod:`trainables.data`), e.g.
-    #: ``/usr/share/datasets/fashion-mnist`` after ``apt-get install dataset-fashion-mnist``.
+    """Dataset: digits (embedded), cifar10, cifar100, fashion_mnist, svhn, imagenet16, wine,
+    breast_cancer."""
     root: str | None = None
-    #: Fetch missing files into ``root`` with torchvision (needs a network).
+    """Folder holding an on-disk dataset's files, e.g. /usr/share/datasets/fashion-mnist."""
     download: bool = False
+    """Fetch missing files into root with torchvision (needs a network)."""
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
-    limit: int | None = Field(
-        None,
-        description=(
-            "Use at most this many examples of the official training split: a stratified "
-            "subsample drawn with the experiment seed, before the validation split is carved "
-            "from it (the test split is never limited); for quick runs on large sets. At "
-            "least the dataset's number of classes (see limit_problem)."
-        ),
-    )
-    #: Also evaluate the official test split after the last epoch (``test_loss`` /
-    #: ``test_acc``); off, the test files are not even read.
+    """Share of the training split held out for validation (val_*); 0: train on all of it and
+    report test_*."""
+    limit: int | None = None
+    """Use at most this many training examples (a stratified, seeded subsample; at least the number
+    of classes); null: all."""
     evaluate_test: bool = False
+    """Also evaluate the official test split after the last epoch (test_loss, test_acc); off, its
+    files are not read."""
 
     @field_validator("limit")
     @classmethod
@@ -128,34 +130,48 @@ class TrainConfig(_Model):
     """How each child is trained."""
 
     epochs: int = Field(3, ge=1)
+    """Epochs each child trains (a scheduler may stop it sooner)."""
     batch_size: int = Field(64, ge=1)
+    """Training mini-batch size."""
     optimizer: Literal["sgd", "adamw"] = "sgd"
+    """sgd or adamw."""
     lr: float = Field(0.05, gt=0.0)
+    """Peak learning rate (cosine decay to 0 over epochs, after warmup_epochs)."""
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    """SGD momentum (adamw does not use it)."""
     nesterov: bool = True
+    """Nesterov momentum for sgd."""
     weight_decay: float = Field(5e-4, ge=0.0)
+    """Weight decay."""
     warmup_epochs: float = Field(0.0, ge=0.0)
+    """Linear learning-rate warm-up, in epochs (fractions allowed)."""
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    """Label smoothing of the cross-entropy loss."""
     grad_clip: float | None = Field(5.0, gt=0.0)
+    """Clip the gradient norm to this; null: no clipping."""
     amp: bool = True
+    """Mixed precision on a GPU (torch.autocast in fp16, with a grad scaler); none on a CPU."""
     channels_last: bool = True
+    """channels_last memory format for conv models on a GPU."""
     eval_batch_size: int = Field(512, ge=1)
+    """Batch size of validation and test evaluation."""
     latency_repeats: int = Field(10, ge=1)
-    #: On a GPU: cuDNN's deterministic kernels, no autotuning (``cudnn.benchmark``) and
-    #: torch's deterministic algorithms, so a re-run child gives the same result; off trades
-    #: that for speed. No effect on the CPU, which is deterministic either way.
+    """Timed forwards behind latency_ms (after warm-up ones)."""
     deterministic: bool = True
-    #: Within an epoch that lasts longer, print a progress line to the trial's stdout at most
-    #: every this many seconds (``batch i/n``, running train loss; Ray forwards it to the
-    #: driver's console). Tune still gets one result per epoch. None: never.
+    """On a GPU: deterministic cuDNN kernels and algorithms, no autotuning, so a re-run child gives
+    the same result."""
     progress_s: float | None = Field(30.0, gt=0.0)
+    """In an epoch longer than this, print a progress line to the trial's output at most this
+    often; null: never."""
 
 
 class StrategyConfig(BaseModel):
     """The search strategy by name; every other key is an argument of the strategy."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
     name: str = "random"
+    """A registered strategy (`raynas strategies`); every other key of this section is its
+    argument."""
 
     @property
     def args(self) -> dict[str, Any]:
@@ -165,8 +181,10 @@ class StrategyConfig(BaseModel):
 class SchedulerConfig(BaseModel):
     """A Tune trial scheduler by name; every other key is its argument."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
     name: Literal["fifo", "asha", "hyperband", "median", "pbt_evolution"] = "fifo"
+    """fifo, asha, hyperband, median or pbt_evolution (`raynas schedulers`); every other key is its
+    argument."""
 
     @property
     def args(self) -> dict[str, Any]:
@@ -177,7 +195,9 @@ class ExtraObjective(_Model):
     """A further objective of a multi-objective search."""
 
     metric: str
+    """A reported metric, e.g. params, flops, latency_ms."""
     mode: Literal["max", "min"] = "min"
+    """max or min."""
 
 
 class ObjectiveConfig(_Model):
@@ -190,10 +210,15 @@ class ObjectiveConfig(_Model):
     """
 
     metric: str = "val_acc"
+    """The reported metric the search optimises (val_acc; objective with scalarize)."""
     mode: Literal["max", "min"] = "max"
+    """max or min."""
     constraints: list[str] = Field(default_factory=list)
+    """Hard limits such as 'params <= 1e6' (params and flops are checked before training)."""
     also: list[ExtraObjective] = Field(default_factory=list)
+    """Further objectives ({metric, mode}) for a Pareto strategy such as moea."""
     scalarize: dict[str, float] | None = None
+    """{metric: weight}: the trainable reports objective = sum(weight * value)."""
 
     def objectives(self) -> list[tuple[str, str]]:
         """``[(metric, mode), ...]``: the primary objective first, then ``also``."""
@@ -222,19 +247,23 @@ class BudgetConfig(_Model):
     """When the search stops: a number of trials and/or wall time; how many run at once."""
 
     trials: int = Field(20, ge=1)
+    """Children to train (refused and warm-start archs not counted)."""
     time_s: float | None = Field(None, gt=0)
+    """Wall-time budget in seconds; running trials are cut (status timed_out); null: none."""
     concurrent: int | None = Field(None, ge=1)
-    #: Propose in synchronous batches of this size: each batch once the previous ones have
-    #: finished, their results observed in proposal order, so the search's trajectory is the
-    #: same at any concurrency (None: asynchronous, each result observed as it comes).
+    """Most trials at once; null: as many as the resources allow."""
     sync_batch: int | None = Field(None, ge=1)
+    """Propose in synchronous batches of this size, so the trajectory is the same at any
+    concurrency; null: asynchronous."""
 
 
 class ResourcesConfig(_Model):
     """Per-trial resources: CPUs and a whole or fractional GPU (0.25 packs four per GPU)."""
 
     cpu: float = Field(1.0, gt=0)
+    """CPUs per trial."""
     gpu: float = Field(0.0, ge=0)
+    """GPUs per trial: a fraction <= 1 packs children (0.25: four per GPU) or a whole number."""
 
     @field_validator("gpu")
     @classmethod
@@ -245,12 +274,16 @@ class ResourcesConfig(_Model):
 
 
 class CheckpointConfig(_Model):
-    every: int = Field(1, ge=0)
+    every: int | None = Field(None, ge=0)
+    """Checkpoint every this many epochs (0: never; pbt_evolution needs >= 1); null: 1 when the
+    trainable can save checkpoints, else 0."""
     keep: int | None = Field(2, ge=1)
+    """Checkpoints kept per trial (pbt_evolution keeps all); null: all."""
 
 
 class FailureConfig(_Model):
     max_retries: int = Field(0, ge=-1)
+    """Retries of a failed trial from its last checkpoint (-1: without limit)."""
 
 
 class Experiment(_Model):
@@ -262,23 +295,46 @@ class Experiment(_Model):
     """
 
     name: str = "raynas"
+    """The experiment's folder name under storage."""
     plugins: list[str] = Field(default_factory=list)
+    """Python modules imported first (driver and workers); they register spaces, strategies or
+    trainables, e.g. [my_space] for my_space.py beside the config."""
+    plugin_path: list[str] = Field(default_factory=list)
+    """Folders put on the import path of the driver and every worker before plugins are
+    imported, relative to the config file; unset, a config that names plugins uses its own."""
     space: str = "nb201"
+    """A built-in space (`raynas spaces`), a plugin's, or a YAML space file."""
     space_args: dict[str, Any] = Field(default_factory=dict)
+    """Arguments of the space (nb201: C, N; see `raynas spaces`)."""
     trainable: str = "classify"
+    """A registered trainable: classify (train each child), darts, enas, gdas, tabular."""
     trainable_args: dict[str, Any] = Field(default_factory=dict)
+    """Arguments of the trainable (e.g. the tabular trainable's table, one-shot search_args)."""
     data: DataConfig = Field(default_factory=DataConfig)
+    """The dataset."""
     train: TrainConfig = Field(default_factory=TrainConfig)
+    """How each child is trained."""
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    """The search strategy."""
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    """The trial scheduler."""
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    """What to optimise and the hard constraints."""
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    """When the search stops and how many trials run at once."""
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    """Per-trial CPUs and GPUs."""
     seed: int = Field(0, ge=0)
+    """Seeds the strategy, every child's weights and data order."""
     storage: str = "runs"
+    """Folder (or pyarrow URI such as s3://bucket/raynas) holding experiments."""
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    """Trial checkpoints."""
     failure: FailureConfig = Field(default_factory=FailureConfig)
-    reuse_actors: bool = True
+    """What a failed trial gets."""
+    reuse_actors: bool | None = None
+    """Reuse Tune's trial actors between trials (no re-import of torch per trial); null: when
+    the trainable implements reset_config."""
 
     @field_validator("name")
     @classmethod
@@ -313,6 +369,7 @@ def trial_settings(exp: Experiment) -> dict[str, Any]:
     return {
         "space": {"name": space, "args": exp.space_args},
         "plugins": list(exp.plugins),
+        "plugin_path": list(exp.plugin_path),
         "data": exp.data.model_dump(mode="json"),
         "train": exp.train.model_dump(mode="json"),
         "constraints": list(exp.objective.constraints),
@@ -365,9 +422,20 @@ def yaml_problem(err: yaml.YAMLError) -> str:
     return f"{where}{' '.join(str(what).split())}"
 
 
+#: Sections whose keys other than ``name`` are the named thing's arguments: an override
+#: that changes the name starts the section afresh.
+NAMED_SECTIONS = ("strategy", "scheduler")
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply ``a.b=value`` overrides (values parsed as YAML) to a config mapping."""
+    """Apply ``a.b=value`` overrides (values parsed as YAML) to a config mapping.
+
+    ``strategy.name`` or ``scheduler.name`` set to another name drops the arguments the
+    config gave the old one (``--set scheduler.name=fifo`` on an ``asha`` config leaves no
+    ``grace_period`` behind); arguments set by the overrides themselves are kept.
+    """
     data = copy.deepcopy(data)
+    overridden: set[tuple[str, ...]] = set()
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
@@ -394,7 +462,16 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
                 where = ".".join(parts[: i + 1])
                 raise ConfigError([f"--set {item!r}: {where} is {nxt!r}, not a section"])
             node = nxt
+        if (
+            len(parts) == 2
+            and parts[1] == "name"
+            and parts[0] in NAMED_SECTIONS
+            and node.get("name") != value
+        ):
+            for arg in [k for k in node if k != "name" and (parts[0], k) not in overridden]:
+                del node[arg]  # the old name's arguments
         node[parts[-1]] = value
+        overridden.add(tuple(parts))
     return data
 
 
@@ -422,6 +499,14 @@ def experiment_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = Non
     if not isinstance(data, Mapping):
         raise ConfigError([f"config: must be a mapping of sections, got {type(data).__name__}"])
     data = dict(data)
+    if base_dir is not None and data.get("plugins"):
+        # `plugins: [my_space]` finds my_space.py beside the config: without a plugin_path
+        # the config's folder is the path. Paths are made absolute, as the experiment folder
+        # keeps this config (and a resume reads it from there).
+        here = base_dir.expanduser().resolve()
+        paths = data.get("plugin_path", [str(here)])
+        if isinstance(paths, list):
+            data["plugin_path"] = [str(here / str(p)) for p in paths]  # absolute stays
     space = data.get("space")
     if base_dir is not None and isinstance(space, str) and space.endswith((".yaml", ".yml")):
         p = Path(space)
@@ -472,6 +557,49 @@ def load_config(
     return experiment_from_dict(data, base_dir=base_dir)
 
 
+# --- what the trainable can do -----------------------------------------------------------
+def trainable_capabilities(trainable: Any) -> tuple[bool, bool]:
+    """``(saves checkpoints, resets for a new config)`` of a registered trainable.
+
+    A class trainable can when it overrides Tune's ``save_checkpoint`` and
+    ``load_checkpoint`` / ``reset_config`` (Tune's own raise or return False); a function
+    trainable reports its checkpoints itself and Tune resets it, so it can both.
+    """
+    from ray.tune import Trainable
+
+    if not (isinstance(trainable, type) and issubclass(trainable, Trainable)):
+        return True, True
+    saves = (
+        trainable.save_checkpoint is not Trainable.save_checkpoint
+        and trainable.load_checkpoint is not Trainable.load_checkpoint
+    )
+    return saves, trainable.reset_config is not Trainable.reset_config
+
+
+def _capabilities(exp: Experiment) -> tuple[bool, bool]:
+    from raynas.registry import TRAINABLES, RegistryError, load_plugins
+
+    try:
+        load_plugins(exp.plugins, exp.plugin_path)
+        return trainable_capabilities(TRAINABLES.get(exp.trainable))
+    except RegistryError:
+        return True, True  # check_experiment names the unknown trainable
+
+
+def checkpoint_every(exp: Experiment) -> int:
+    """``checkpoint.every``, or for null 1 when the trainable can save checkpoints, else 0."""
+    if exp.checkpoint.every is not None:
+        return exp.checkpoint.every
+    return 1 if _capabilities(exp)[0] else 0
+
+
+def reuse_actors(exp: Experiment) -> bool:
+    """``reuse_actors``, or for null whether the trainable implements ``reset_config``."""
+    if exp.reuse_actors is not None:
+        return exp.reuse_actors
+    return _capabilities(exp)[1]
+
+
 # --- semantic checks (registries, files, hardware) --------------------------------------
 EMBEDDED_DATASETS = ("digits", "wine", "breast_cancer")
 
@@ -487,7 +615,7 @@ def check_experiment(exp: Experiment, *, address: str | None = None) -> None:
     from raynas.strategies import StrategyError, get_strategy
 
     try:
-        load_plugins(exp.plugins)
+        load_plugins(exp.plugins, exp.plugin_path)
     except RegistryError as err:
         raise ConfigError([f"plugins: {err}"]) from None
     errors: list[str] = []
@@ -541,7 +669,14 @@ def check_experiment(exp: Experiment, *, address: str | None = None) -> None:
         if check is not None:
             errors.extend(check(exp))
 
-    if space is not None:
+    from raynas.strategies import EXPERIMENT_ARGUMENTS
+
+    for key in sorted(set(exp.strategy.args) & set(EXPERIMENT_ARGUMENTS)):
+        errors.append(
+            f"strategy.{key}: the experiment sets it from {EXPERIMENT_ARGUMENTS[key]}; "
+            f"remove it from strategy and set {EXPERIMENT_ARGUMENTS[key]} instead"
+        )
+    if space is not None and not set(exp.strategy.args) & set(EXPERIMENT_ARGUMENTS):
         try:
             get_strategy(exp.strategy.name, space, seed=exp.seed, **exp.strategy.args)
         except RegistryError as err:
@@ -564,7 +699,25 @@ def check_experiment(exp: Experiment, *, address: str | None = None) -> None:
             f"searcher); the initial population is random, so use 'random', not "
             f"{exp.strategy.name!r}"
         )
-    if exp.scheduler.name == "pbt_evolution" and exp.checkpoint.every < 1:
+    if trainable is not None:
+        can_save, can_reset = trainable_capabilities(trainable)
+        if exp.checkpoint.every and not can_save:
+            errors.append(
+                f"checkpoint.every: trainable {exp.trainable!r} does not implement "
+                "save_checkpoint / load_checkpoint; set checkpoint.every: 0 (or leave it unset), "
+                "or implement them"
+            )
+        if exp.reuse_actors and not can_reset:
+            errors.append(
+                f"reuse_actors: trainable {exp.trainable!r} does not implement reset_config; set "
+                "reuse_actors: false (or leave it unset), or implement it to return True"
+            )
+        if exp.scheduler.name == "pbt_evolution" and not can_save:
+            errors.append(
+                f"scheduler.name: pbt_evolution clones trials through checkpoints and trainable "
+                f"{exp.trainable!r} cannot save them; implement save_checkpoint / load_checkpoint"
+            )
+    if exp.scheduler.name == "pbt_evolution" and exp.checkpoint.every == 0:
         errors.append(
             "checkpoint.every: pbt_evolution clones trials through checkpoints; set it to 1 "
             "(or another interval >= 1)"

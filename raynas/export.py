@@ -317,6 +317,8 @@ def export_trial(
         "arch_str": space.to_string(arch),
         "arch_id": space.arch_id(arch),
         "space": config["space"],
+        "plugins": list(config.get("plugins") or []),
+        "plugin_path": list(config.get("plugin_path") or []),
         "input_shape": list(data.input_shape),
         "input": _input_meta(data),
         "num_classes": int(data.num_classes),
@@ -382,10 +384,11 @@ def _input_meta(data: Any) -> dict[str, Any]:
 
 def _rebuild(config: dict[str, Any], arch: Any) -> tuple[nn.Module, Any, Any]:
     """The untrained network of ``arch``, the trial's raw data splits (CPU) and its space."""
-    from raynas.registry import resolve_space
+    from raynas.registry import load_plugins, resolve_space
     from trainables.classify import build_child
     from trainables.data import load_dataset
 
+    load_plugins(config.get("plugins") or [], config.get("plugin_path") or [])
     spec = config["space"]
     space = resolve_space(spec["name"], spec.get("args") or {})
     d = config.get("data") or {}
@@ -531,7 +534,7 @@ def load_exported(folder: str | Path) -> nn.Module:
     import torch
     from torch import nn
 
-    from raynas.registry import resolve_space
+    from raynas.registry import load_plugins, resolve_space
     from trainables.classify import build_child
     from trainables.data import Normalize
 
@@ -540,6 +543,7 @@ def load_exported(folder: str | Path) -> nn.Module:
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{str(folder / name)!r} is missing; run `raynas export` first")
     meta = json.loads((folder / ARCH_FILE).read_text())
+    load_plugins(meta.get("plugins") or [], meta.get("plugin_path") or [])
     space = resolve_space(meta["space"]["name"], meta["space"].get("args") or {})
     net = build_child(space, meta["arch"], tuple(meta["input_shape"]), meta["num_classes"])
     net.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))

@@ -20,3 +20,29 @@ JOURNAL_FILE = "raynas_journal.jsonl"
 STATE_FILE = "raynas_state.pkl"
 #: Tune's state files of one step (``{name: bytes}`` pickle), a consistent set for resume.
 SNAPSHOT_FILE = "raynas_snapshot.pkl"
+
+
+def trial_dir_name(index: int | None, trial_id: str, arch_id: str | None) -> str:
+    """A trial's folder: ``trial<index>-<first 8 hex of the arch id>-<trial id>``.
+
+    E.g. ``trial00003-3f2a9c1d-dad2bb44``: sorts in creation order, names the architecture
+    by the id the trial reports (``arch_id``), and keeps Tune's unique trial id (ids hold
+    ``_``, never ``-``). Without an index or an arch, that part is left out.
+    """
+    head = "trial" if index is None else f"trial{index:05d}"
+    return "-".join([head, *([arch_id[:8]] if arch_id else []), trial_id])
+
+
+def parse_trial_dir_name(name: str) -> tuple[int | None, str | None]:
+    """``(index, trial id)`` from a trial folder's name, raynas' or Tune's default form.
+
+    Tune's default is ``<Trainable>_<trial id>_<index>_<config>_<date>``; its trial id is
+    only reliable from results (``_`` is in both), so that form gives the second part.
+    """
+    if name.startswith("trial") and "-" in name:
+        parts = name.split("-")
+        digits = parts[0][len("trial") :]
+        return (int(digits) if digits.isdigit() else None), parts[-1]
+    parts = name.split("_")
+    index = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None
+    return index, (parts[1] if len(parts) > 1 else None)

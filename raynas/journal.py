@@ -155,6 +155,31 @@ def install_snapshot(folder: Path) -> int:
     return len(files)
 
 
+def extend_trials(folder: Path, trials: int) -> int:
+    """Raise the number of trials Tune's search generator will create to ``trials``.
+
+    Tune keeps ``num_samples`` in its search generator's state (``search_gen_state-*``),
+    which a restore reads back; this rewrites it (atomically) and clears the generator's
+    "finished" flag, so a resumed search proposes the new trials. Call it after
+    :func:`install_snapshot`. Returns how many trials the generator had created.
+
+    Raises:
+        FileNotFoundError: the folder has no search generator state (an experiment without
+            a searcher, e.g. ``pbt_evolution``).
+    """
+    import ray.cloudpickle as cloudpickle
+
+    found = sorted(Path(folder).glob("search_gen_state-*.json"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(f"no search generator state in {folder}")
+    path = found[-1]
+    state = cloudpickle.loads(path.read_bytes())
+    state["total_samples"] = int(trials)
+    state["finished"] = False
+    _atomic_write(path, cloudpickle.dumps(state))
+    return int(state.get("counter", 0))
+
+
 def _complete_result_file(folder: Path, entry: Mapping[str, Any]) -> None:
     """Append the journaled final result to the trial's ``result.json`` when the kill came
     between the journal line and Tune's logger writing that row (a stop is journaled when the

@@ -3,7 +3,11 @@
 Every function takes an :class:`~raynas.analysis.ExperimentResult` and a file path, draws with
 matplotlib's Agg backend (no display needed) and returns the path written, or None when the
 experiment has nothing to show for that plot (say, no trained trial yet). :func:`plot_all`
-writes every plot that applies into a folder.
+writes every plot that applies into a folder. The tables drawn come from :mod:`raynas.prep`,
+which the HTML report (:mod:`raynas.report`) draws too. Accuracies are fractions, as the CLI
+prints them; counts (trials, epochs) have integer ticks; legends sit outside the axes so no
+point hides behind them; loss axes are clipped to robust percentiles so one spike does not
+flatten every curve.
 
 Example:
     >>> result = raynas.load("runs/quickstart")
@@ -13,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,26 +24,38 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from raynas.prep import (
+    COSTS,
+    best_so_far,
+    cell_op_shares,
+    cost_columns,
+    metric_label,
+    op_columns,
+    op_frequencies,
+    pareto_points,
+    robust_range,
+    top_curves,
+    usable,
+)
+
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from raynas.analysis import ExperimentResult
 
-COSTS = ("params", "flops", "latency_ms")
-_LABELS = {
-    "val_acc": "validation accuracy (%)",
-    "train_acc": "training accuracy (%)",
-    "test_acc": "test accuracy (%)",
-    "val_loss": "validation loss (cross-entropy)",
-    "train_loss": "training loss (cross-entropy)",
-    "test_loss": "test loss (cross-entropy)",
-    "params": "parameters (count)",
-    "flops": "FLOPs per example",
-    "latency_ms": "latency, batch of 1 (ms)",
-    "objective": "scalarised objective",
-}
+__all__ = [
+    "COSTS",
+    "metric_label",
+    "op_columns",
+    "plot_all",
+    "plot_best_so_far",
+    "plot_learning_curves",
+    "plot_op_frequencies",
+    "plot_pareto",
+]
+
 _LOSS_STYLE: dict[str, Literal["--", "-"]] = {"train_loss": "--", "val_loss": "-"}
-_OP_COLUMN = re.compile(r"^arch\.(?P<cell>.+?)\.(edge_\d+_\d+|node_\d+\.ops\.\d+)$")
 _STATUS_STYLE = {
     "completed": ("o", "tab:blue"),
     "early_stopped": ("v", "tab:orange"),
@@ -66,20 +81,18 @@ def _save(fig: Figure, path: str | Path) -> Path:
     return out
 
 
-def metric_label(metric: str) -> str:
-    """An axis label with units for a metric (accuracies are shown in percent)."""
-    return _LABELS.get(metric, metric.replace("_", " "))
+def _legend_outside(ax: Axes, *args: Any, **kwargs: Any) -> None:
+    """A legend right of the axes: it never covers a point (the best trial's included)."""
+    ax.legend(*args, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+              fontsize="small", **kwargs)  # fmt: skip
 
 
-def _scale(metric: str) -> float:
-    return 100.0 if metric.endswith("acc") else 1.0
+def _integer_x(ax: Axes, last: float) -> None:
+    """Whole-number ticks on a count axis (trials, epochs) running 1..``last``."""
+    from matplotlib.ticker import MaxNLocator
 
-
-def _usable(result: ExperimentResult, metric: str) -> pd.DataFrame:
-    t = result.trials
-    if t.empty or metric not in t:
-        return t.head(0)
-    return t[t["status"].isin(list(_STATUS_STYLE)) & t[metric].notna()]
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ax.set_xlim(0.5, max(float(last), 1.0) + 0.5)
 
 
 def plot_best_so_far(
@@ -98,43 +111,40 @@ def plot_best_so_far(
     """
     metric = metric or result.metric
     mode = result.mode_of(metric)
-    t = result.trials
-    if _usable(result, metric).empty:
+    b = best_so_far(result, metric)
+    if b.empty:
         return None
-    t = t.sort_values(["end_time", "trial_index"], kind="stable", na_position="last")
-    t = t.reset_index(drop=True)
     if x == "time":
-        t0 = float(t["start_time"].min())
-        seconds = (t["end_time"].fillna(t["start_time"]) - t0).to_numpy(dtype=float)
-        minutes = np.nanmax(seconds) > 180
+        seconds = b["time_s"].to_numpy(dtype=float)
+        minutes = bool(np.nanmax(seconds) > 180)
         xs = seconds / 60.0 if minutes else seconds
         xlabel = f"wall time since the first trial started ({'min' if minutes else 's'})"
     else:
-        xs = np.arange(1, len(t) + 1, dtype=float)
+        xs = b["order"].to_numpy(dtype=float)
         xlabel = "trials finished (count)"
-    scale = _scale(metric)
-    fig, (ax,) = _figure()
-    ok = t["status"].isin(list(_STATUS_STYLE)) & t[metric].notna()
-    values = t[metric].astype("float64").to_numpy() * scale
+    fig, (ax,) = _figure(width=7.6)
+    ok = b["ok"].to_numpy(dtype=bool)
+    values = b["value"].to_numpy(dtype=float)
     for status, (marker, color) in _STATUS_STYLE.items():
-        sel = (ok & (t["status"] == status)).to_numpy()
+        sel = ok & (b["status"] == status).to_numpy()
         if sel.any():
             label = f"{status.replace('_', ' ')} trial ({int(sel.sum())})"
             ax.scatter(xs[sel], values[sel], marker=marker, color=color, alpha=0.7, label=label)
-    best = pd.Series(np.where(ok, values, np.nan))
-    best = (best.cummax() if mode == "max" else best.cummin()).ffill().to_numpy()
-    ax.step(xs, best, where="post", color="black", linewidth=2, label=f"best so far ({mode})")
-    failed = ~ok.to_numpy()
+    ax.step(xs, b["best"].to_numpy(dtype=float), where="post", color="black", linewidth=2,
+            label=f"best so far ({mode})")  # fmt: skip
+    failed = ~ok
     if failed.any():
         ax.scatter(xs[failed], np.zeros(int(failed.sum())), marker="x", color="tab:red",
                    transform=ax.get_xaxis_transform(), clip_on=False,
                    label=f"failed / no {metric} ({int(failed.sum())})")  # fmt: skip
     ax.set_xlabel(xlabel)
     ax.set_ylabel(metric_label(metric))
+    if x != "time":
+        _integer_x(ax, float(xs.max()))
     against = "wall time" if x == "time" else "trials"
-    ax.set_title(f"Best {metric} so far against {against} ({len(t)} trials)")
+    ax.set_title(f"Best {metric} so far against {against} ({len(b)} trials)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize="small")
+    _legend_outside(ax)
     return _save(fig, path)
 
 
@@ -143,38 +153,50 @@ def plot_learning_curves(
 ) -> Path | None:
     """Per-epoch ``metric`` (left) and training/validation loss (right) of the top-``k`` trials.
 
+    Every epoch is a marker, so a curve of one epoch still shows; loss axes are clipped to
+    the 2nd..98th percentiles (padded) of the losses drawn, so one divergent epoch does not
+    flatten the other curves.
+
     Returns:
         The path written, or None when no top trial has a curve.
     """
     metric = metric or result.metric
-    top = result.top(k, metric)
-    curves = result.curves
-    if top.empty or curves.empty or metric not in curves:
+    curves = top_curves(result, k, metric)
+    if curves.empty:
         return None
+    top = result.top(k, metric)
     losses = [c for c in ("train_loss", "val_loss") if c in curves and curves[c].notna().any()]
-    fig, axes = _figure(ncols=2 if losses else 1)
-    colors = [f"C{i % 10}" for i in range(len(top))]
-    for color, (_, row) in zip(colors, top.iterrows()):
-        c = curves[curves["trial_id"] == row["trial_id"]].sort_values("epoch")
+    fig, axes = _figure(ncols=2 if losses else 1, width=6.0)
+    for rank, (_, row) in enumerate(top.iterrows(), start=1):
+        color = f"C{(rank - 1) % 10}"
+        c = curves[curves["rank"] == rank]
         params = "" if pd.isna(row.get("params")) else f", {int(row['params']):,} params"
-        label = f"{row['trial_id']} ({metric} {row[metric] * _scale(metric):.4g}{params})"
-        axes[0].plot(c["epoch"], c[metric] * _scale(metric), marker="o", color=color, label=label)
+        label = f"{row['trial_id']} ({metric} {row[metric]:.4g}{params})"
+        axes[0].plot(c["epoch"], c[metric], marker="o", color=color, label=label)
         for loss in losses:
-            axes[-1].plot(c["epoch"], c[loss], linestyle=_LOSS_STYLE[loss], color=color)
+            axes[-1].plot(c["epoch"], c[loss], linestyle=_LOSS_STYLE[loss], marker=".",
+                          color=color)  # fmt: skip
     axes[0].set_title(f"Learning curves of the top {len(top)} trials by {metric}")
     axes[0].set_ylabel(metric_label(metric))
-    axes[0].legend(loc="best", fontsize="small", title="trial")
+    # A minimised metric (a loss) can spike; an accuracy is bounded and keeps every point.
+    span = robust_range(curves[metric]) if result.mode_of(metric) == "min" else None
+    if span is not None:
+        axes[0].set_ylim(*span)
     if losses:
         from matplotlib.lines import Line2D
 
         axes[-1].set_title("Training (dashed) and validation (solid) loss")
         axes[-1].set_ylabel("loss (cross-entropy)")
+        span = robust_range(np.concatenate([curves[c].to_numpy(dtype=float) for c in losses]))
+        if span is not None:
+            axes[-1].set_ylim(*span)
         handles = [Line2D([], [], color="gray", linestyle=_LOSS_STYLE[c]) for c in losses]
-        axes[-1].legend(handles, [metric_label(c) for c in losses], loc="best", fontsize="small")
+        _legend_outside(axes[-1], handles, [metric_label(c) for c in losses])
+    _legend_outside(axes[0], title="trial")
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        _integer_x(ax, float(curves["epoch"].max()))
     return _save(fig, path)
 
 
@@ -187,46 +209,42 @@ def plot_pareto(
 ) -> Path | None:
     """``metric`` against each cost (params, FLOPs, latency), the Pareto front drawn.
 
+    The front is computed over fully trained (``completed``) trials only; early-stopped
+    trials are drawn as their own points.
+
     Returns:
         The path written, or None when no trial has ``metric`` and a cost.
     """
     metric = metric or result.metric
     mode = result.mode_of(metric)
-    usable = _usable(result, metric)
-    costs = [c for c in costs if c in usable and usable[c].notna().any()]
-    if usable.empty or not costs:
+    costs = cost_columns(result, costs)
+    if usable(result, metric).empty or not costs:
         return None
-    scale = _scale(metric)
-    fig, axes = _figure(ncols=len(costs), width=5.2)
+    fig, axes = _figure(ncols=len(costs), width=5.6)
     for ax, cost in zip(axes, costs):
-        pts = usable.dropna(subset=[cost])
-        front = result.pareto([(metric, mode), (cost, "min")]).sort_values(cost)
-        ax.scatter(pts[cost], pts[metric] * scale, color="tab:gray", alpha=0.5,
-                   label=f"trial ({len(pts)})")  # fmt: skip
-        ax.step(front[cost], front[metric] * scale, where="post", color="tab:red", linewidth=1.5)
-        ax.scatter(front[cost], front[metric] * scale, color="tab:red", zorder=3,
+        pts = pareto_points(result, cost, metric)
+        done = pts[pts["status"] == "completed"]
+        partial = pts[pts["status"] != "completed"]
+        front = pts[pts["front"]]
+        ax.scatter(done["cost"], done["value"], color="tab:gray", alpha=0.6,
+                   label=f"completed trial ({len(done)})")  # fmt: skip
+        if len(partial):
+            ax.scatter(partial["cost"], partial["value"], color="tab:orange", marker="v",
+                       alpha=0.5, label=f"partly trained, not ranked ({len(partial)})")  # fmt: skip
+        ax.step(front["cost"], front["value"], where="post", color="tab:red", linewidth=1.5)
+        ax.scatter(front["cost"], front["value"], color="tab:red", zorder=3,
                    label=f"Pareto front ({len(front)})")  # fmt: skip
-        lo, hi = float(pts[cost].min()), float(pts[cost].max())
+        lo, hi = float(pts["cost"].min()), float(pts["cost"].max())
         if lo > 0 and hi / lo > 20:
             ax.set_xscale("log")
         ax.set_xlabel(metric_label(cost))
         ax.set_ylabel(metric_label(metric))
         ax.set_title(f"{metric} ({mode}) vs {cost} (min)")
         ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize="small")
+        _legend_outside(ax)
     better = "up" if mode == "max" else "down"
     fig.suptitle(f"Pareto fronts of {result.path.name} (better: {better} and to the left)")
     return _save(fig, path)
-
-
-def op_columns(trials: pd.DataFrame) -> dict[str, list[str]]:
-    """``{cell: [arch column, ...]}`` for the op decisions of cell spaces (edges, node ops)."""
-    out: dict[str, list[str]] = {}
-    for col in trials.columns:
-        m = _OP_COLUMN.match(str(col))
-        if m:
-            out.setdefault(m.group("cell"), []).append(str(col))
-    return out
 
 
 def plot_op_frequencies(result: ExperimentResult, path: str | Path, *, k: int = 5) -> Path | None:
@@ -235,27 +253,26 @@ def plot_op_frequencies(result: ExperimentResult, path: str | Path, *, k: int = 
     Returns:
         The path written, or None for spaces without cells or without a ranked trial.
     """
-    cells = op_columns(result.trials)
-    top = result.top(k)
-    trained = _usable(result, result.metric)
-    if not cells or top.empty:
+    shares = cell_op_shares(op_frequencies(result, k))
+    if shares.empty:
         return None
+    top = result.top(k)
+    trained = usable(result, result.metric)
+    cells = list(dict.fromkeys(shares["cell"]))
     fig, axes = _figure(ncols=len(cells), width=6.4)
-    for ax, (cell, cols) in zip(axes, cells.items()):
-        ops = sorted({str(v) for c in cols for v in result.trials[c].dropna()})
-        y = np.arange(len(ops))
-        for offset, (name, rows) in zip(
-            (-0.2, 0.2), ((f"top {len(top)}", top), (f"all {len(trained)} trained", trained))
-        ):
-            flat = pd.Series(rows[cols].to_numpy().ravel()).dropna().astype(str)
-            share = flat.value_counts(normalize=True).reindex(ops, fill_value=0.0) * 100
-            ax.barh(y + offset, share.to_numpy(), height=0.4, label=name)
-        ax.set_yticks(y, ops)
+    for ax, cell in zip(axes, cells):
+        s = shares[shares["cell"] == cell]
+        y = np.arange(len(s))
+        ax.barh(y - 0.2, s["top_share"].to_numpy(), height=0.4, label=f"top {len(top)}")
+        ax.barh(y + 0.2, s["all_share"].to_numpy(), height=0.4,
+                label=f"all {len(trained)} trained")  # fmt: skip
+        ax.set_yticks(y, list(s["op"]))
         ax.invert_yaxis()
-        ax.set_xlabel(f"share of the operations in arch.{cell} (%)")
-        ax.set_title(f"arch.{cell}: {len(cols)} operation choices per architecture")
+        ax.set_xlabel(f"share of the operations in arch.{cell} (fraction)")
+        n_edges = len(op_columns(result.trials).get(cell, []))
+        ax.set_title(f"arch.{cell}: {n_edges} operation choices per architecture")
         ax.grid(axis="x", alpha=0.3)
-        ax.legend(loc="best", fontsize="small")
+        ax.legend(loc="lower right", fontsize="small")
     fig.suptitle(f"Operation frequencies among the top {len(top)} by {result.metric}")
     return _save(fig, path)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -128,20 +129,26 @@ def load_builtins() -> None:
         importlib.import_module(pkg)
 
 
-def load_plugins(modules: list[str] | tuple[str, ...]) -> None:
-    """Import user modules that register spaces, strategies or trainables (``plugins:``).
+def load_plugins(
+    modules: list[str] | tuple[str, ...], paths: list[str] | tuple[str, ...] = ()
+) -> None:
+    """Import user modules that register spaces, strategies or trainables (``plugins:``),
+    with the folders ``paths`` (``plugin_path:``) first on the import path.
 
     Raises:
         RegistryError: a module cannot be imported (the message names it and the fix).
     """
     load_builtins()
+    for path in reversed(paths):
+        if path not in sys.path:
+            sys.path.insert(0, path)
     for module in modules:
         try:
             importlib.import_module(module)
         except ImportError as err:
             raise RegistryError(
-                f"plugin module {module!r} cannot be imported ({err}); make it importable "
-                "(installed, or on PYTHONPATH on every node)"
+                f"plugin module {module!r} cannot be imported ({err}); put {module}.py beside "
+                "the config, name its folder in plugin_path, or install it on every node"
             ) from err
 
 

@@ -46,7 +46,7 @@ from typing import Any
 import yaml
 
 from raynas.config import ConfigError, Experiment, check_experiment, load_config
-from raynas.files import CONFIG_FILE
+from raynas.files import CONFIG_FILE, parse_trial_dir_name
 
 LINK_FILE = "retrain_of.json"
 DERIVED_ARCH_FILE = "derived_arch.json"
@@ -150,7 +150,7 @@ def _find(path: str | Path, trial: str | None, *, top: int) -> list[SearchedTria
         score: float | None = None
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             score = float(value)
-        trial_id = str(last.get("trial_id") or "_".join(tdir.name.split("_")[1:3]))
+        trial_id = str(last.get("trial_id") or parse_trial_dir_name(tdir.name)[1] or tdir.name)
         found.append(SearchedTrial(trial_id, tdir, arch, derived, score))
     if not found:
         raise ConfigError([f"dir: {str(folder)!r} holds no trial with an architecture yet"])
@@ -401,7 +401,7 @@ def _fit(
 ) -> Any:
     from raynas.runner import fit_experiment, init_ray
 
-    init_ray(address)
+    init_ray(address, exp.plugin_path)
     # The archs come from a fixed-proposal searcher, and the param_space is the runner's, so
     # `raynas resume` restores a retraining like any experiment.
     searcher = _fixed_arch_searcher()(configs, metric=exp.objective.metric, mode=exp.objective.mode)

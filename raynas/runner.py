@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -31,7 +32,9 @@ from raynas.config import (
     ConfigError,
     Experiment,
     check_experiment,
+    checkpoint_every,
     load_config,
+    reuse_actors,
     trial_settings,
 )
 from raynas.files import CONFIG_FILE, REFUSED_FILE, STOPS_FILE
@@ -219,20 +222,30 @@ def with_settings(cls: type, settings: Mapping[str, Any]) -> type:
     return WithSettings
 
 
-def init_ray(address: str | None) -> None:
-    """Start an embedded Ray, or join the cluster at ``address`` (refused when unreachable)."""
+def init_ray(address: str | None, plugin_path: Sequence[str] = ()) -> None:
+    """Start an embedded Ray, or join the cluster at ``address`` (refused when unreachable).
+
+    ``plugin_path`` (the experiment's ``plugin_path``) goes first on the workers'
+    ``PYTHONPATH``, so a plugin trainable's class can be unpickled there. A Ray that is
+    already running keeps its workers' environment: start it with that path yourself.
+    """
     import ray
 
     for k, v in _ENV.items():
         os.environ.setdefault(k, v)
     if ray.is_initialized():
         return
+    env = {"RAY_LOG_LEVEL": "WARNING", **_ENV}
+    if plugin_path:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [*plugin_path, *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
     kwargs: dict[str, Any] = {
         "include_dashboard": False,
         "logging_level": logging.WARNING,
         "log_to_driver": True,
         # Workers inherit these: quiet Ray/Tune INFO chatter (checkpoint notices).
-        "runtime_env": {"env_vars": {"RAY_LOG_LEVEL": "WARNING", **_ENV}},
+        "runtime_env": {"env_vars": env},
     }
     # No address: the cluster of a `ray job submit` (RAY_ADDRESS), else a fresh embedded
     # Ray, never a cluster that happens to be running on this machine (which a bare
@@ -240,6 +253,11 @@ def init_ray(address: str | None) -> None:
     kwargs["address"] = address or os.environ.get("RAY_ADDRESS") or "local"
     if address:
         _probe(address)
+    # Ray's notice that token authentication is on, printed on every start; it stays on
+    # (the embedded Ray listens on this machine only), the notice goes.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR
+    )
     try:
         ray.init(**kwargs)
     except ConnectionError as err:
@@ -298,6 +316,49 @@ def checkpoints_to_keep(exp: Experiment) -> int | None:
     return None if exp.scheduler.name == "pbt_evolution" else exp.checkpoint.keep
 
 
+#: The argument that sets each strategy's warm-up: the trials it samples at random before
+#: it starts to learn from results.
+WARMUP_ARGUMENTS = {
+    "bo": "num_init",
+    "evolution": "population_size",
+    "moea": "population_size",
+    "tpe": "n_initial_points",
+}
+
+
+def _budget_warnings(exp: Experiment) -> list[str]:
+    """A budget the strategy or the space cannot use as asked, one warning line each."""
+    from raynas.registry import STRATEGIES, RegistryError, resolve_space
+    from raynas.space import SpaceDefinitionError
+    from raynas.strategies import strategy_arguments
+
+    out = []
+    trials, name = exp.budget.trials, exp.strategy.name
+    warmup = WARMUP_ARGUMENTS.get(name)
+    if warmup is not None and exp.scheduler.name != "pbt_evolution":
+        try:
+            size = exp.strategy.args.get(warmup, strategy_arguments(STRATEGIES.get(name))[warmup])
+        except (RegistryError, KeyError):
+            size = None
+        if isinstance(size, int) and size >= trials:
+            out.append(
+                f"warning: strategy.{warmup}: {size} is not below budget.trials ({trials}), so "
+                f"every trial is drawn at random and {name} never learns; raise budget.trials "
+                f"or lower strategy.{warmup}"
+            )
+    try:
+        cardinality = resolve_space(exp.space, exp.space_args).cardinality
+    except (RegistryError, SpaceDefinitionError, TypeError, ValueError):
+        cardinality = None
+    repeats = bool(exp.strategy.args.get("allow_repeats", False))
+    if cardinality is not None and cardinality < trials and not repeats:
+        out.append(
+            f"warning: budget.trials: {trials} is above the {cardinality:,} architectures of "
+            f"the space, and {name} never repeats one; the search ends after {cardinality:,}"
+        )
+    return out
+
+
 def run_notes(exp: Experiment) -> list[str]:
     """What raynas changed or warns about in ``exp`` as it runs it, one line each.
 
@@ -328,6 +389,17 @@ def run_notes(exp: Experiment) -> list[str]:
             "budget.sync_batch: ignored under pbt_evolution, which proposes no candidates; "
             "scheduler.synch: true ranks its population synchronously"
         )
+    notes += _budget_warnings(exp)
+    if exp.checkpoint.every is None and checkpoint_every(exp) == 0:
+        notes.append(
+            f"checkpoint.every: 0, as trainable {exp.trainable!r} cannot save checkpoints (a "
+            "retried or resumed trial starts over)"
+        )
+    if exp.reuse_actors is None and not reuse_actors(exp):
+        notes.append(
+            f"reuse_actors: false, as trainable {exp.trainable!r} has no reset_config (each "
+            "trial starts a new actor)"
+        )
     for metric in dict.fromkeys(m for m, _ in exp.objective.objectives()):
         if metric.startswith("test_"):
             notes.append(
@@ -338,15 +410,16 @@ def run_notes(exp: Experiment) -> list[str]:
     return notes
 
 
-def _tune_objects(exp: Experiment, uri: str, verbose: bool, tune_cfg: Any) -> dict[str, Any]:
+def _tune_objects(exp: Experiment, uri: str, verbose: bool | str, tune_cfg: Any) -> dict[str, Any]:
     from ray import tune
 
     from raynas.journal import Journal
+    from raynas.loggers import result_loggers
     from raynas.progress import StopRecorder, TrialPrinter
     from raynas.strategies.base import NASSearcher
 
     root, _, name = uri.rstrip("/").rpartition("/")
-    callbacks: list[Any] = [TrialPrinter(exp, enabled=verbose)]
+    callbacks: list[Any] = [TrialPrinter(exp, level=verbose), *result_loggers()]
     local = _local_path(uri)
     if local is not None:
         searcher = tune_cfg.search_alg if isinstance(tune_cfg.search_alg, NASSearcher) else None
@@ -362,8 +435,8 @@ def _tune_objects(exp: Experiment, uri: str, verbose: bool, tune_cfg: Any) -> di
             failure_config=tune.FailureConfig(max_failures=exp.failure.max_retries),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=checkpoints_to_keep(exp),
-                checkpoint_frequency=exp.checkpoint.every,
-                checkpoint_at_end=exp.checkpoint.every > 0,
+                checkpoint_frequency=checkpoint_every(exp),
+                checkpoint_at_end=checkpoint_every(exp) > 0,
             ),
         ),
     }
@@ -396,12 +469,48 @@ def tune_config(exp: Experiment, search_alg: Any = None) -> Any:
         num_samples=exp.budget.trials,
         time_budget_s=exp.budget.time_s,
         max_concurrent_trials=max_concurrent,
-        reuse_actors=exp.reuse_actors,
+        reuse_actors=reuse_actors(exp),
+        trial_dirname_creator=TrialDirName(exp.space, exp.space_args),
     )
 
 
+class TrialDirName:
+    """Tune's ``trial_dirname_creator``: :func:`raynas.files.trial_dir_name` of a trial.
+
+    Tune's default name spells out the whole config (about 150 characters of
+    ``edge_0_1=none,...`` for NAS-Bench-201); this one is short, sorts by trial, and names
+    the architecture by the id the trial reports, so ``ls`` and the result tables can be
+    matched by eye.
+    """
+
+    def __init__(self, space: str, space_args: Mapping[str, Any]) -> None:
+        self.space_name, self.space_args = space, dict(space_args)
+        self._space: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_space": None}  # the space is rebuilt where it is needed
+
+    def __call__(self, trial: Any) -> str:
+        from raynas.files import trial_dir_name
+        from raynas.space import InvalidArchitecture
+
+        tag = str(getattr(trial, "experiment_tag", "") or "").split("_", 1)[0]
+        index = int(tag) if tag.isdigit() else None
+        arch = (trial.config or {}).get("arch")
+        arch_id = None
+        if isinstance(arch, Mapping):
+            if self._space is None:
+                from raynas.registry import resolve_space
+
+                self._space = resolve_space(self.space_name, self.space_args)
+            # An arch the space refuses is the trial's error to report, not the name's.
+            with contextlib.suppress(InvalidArchitecture, KeyError, TypeError, ValueError):
+                arch_id = self._space.arch_id(arch)
+        return trial_dir_name(index, str(trial.trial_id), arch_id)
+
+
 def build_tuner(
-    exp: Experiment, uri: str | Path, *, verbose: bool = True, search_alg: Any = None
+    exp: Experiment, uri: str | Path, *, verbose: bool | str = True, search_alg: Any = None
 ) -> Any:
     """A ``tune.Tuner`` for ``exp`` writing to ``uri`` (Ray must be initialised)."""
     from ray import tune
@@ -416,7 +525,7 @@ def build_tuner(
 
 
 def fit_experiment(
-    exp: Experiment, uri: str, *, verbose: bool = True, search_alg: Any = None
+    exp: Experiment, uri: str, *, verbose: bool | str = True, search_alg: Any = None
 ) -> Any:
     """Run a prepared experiment (Ray initialised, its config written to ``uri``) to the end.
 
@@ -428,10 +537,10 @@ def fit_experiment(
     with holding(_local_path(uri)):
         start = time.perf_counter()
         tuner = build_tuner(exp, uri, verbose=verbose, search_alg=search_alg)
-        _print_notes(exp, verbose)
+        _print_notes(exp, _chatty(verbose))
         _fit(tuner, uri)
-        _record_refusals(search_alg, uri, verbose)
-        _print_proxy_cost(search_alg, verbose)
+        _record_refusals(search_alg, uri, _chatty(verbose))
+        _print_proxy_cost(search_alg, _chatty(verbose))
         return _finish(exp, uri, time.perf_counter() - start, verbose)
 
 
@@ -498,7 +607,8 @@ def prepare(
         raise ConfigError(
             [
                 f"name: experiment folder {uri!r} already exists; continue it with "
-                f"`raynas resume {uri}`, pick another --name, or pass --overwrite to replace it"
+                f"`raynas resume {uri}` (raynas.resume), pick another name (--name, or "
+                "name= in Python), or replace it (--overwrite, or overwrite=True)"
             ]
         )
     return exp, uri
@@ -550,7 +660,7 @@ def run(
     name: str | None = None,
     address: str | None = None,
     overwrite: bool = False,
-    verbose: bool = True,
+    verbose: bool | str = True,
     warm_start: str | Path | None = None,
 ) -> Any:
     """Run a NAS experiment end to end and return its :class:`~raynas.analysis.ExperimentResult`.
@@ -563,7 +673,9 @@ def run(
         name: Experiment name (its folder); overrides ``config.name``.
         address: Ray cluster address (``auto`` for an existing cluster); None: local Ray.
         overwrite: Replace an existing experiment folder of the same name.
-        verbose: Print a line per finished trial and the top-5 table.
+        verbose: What to print: True or ``"trials"``, a line per finished trial (with a live
+            status line on a terminal) and the top-5 table; ``"epochs"``, also a line per
+            epoch; ``"summary"``, only the table; False or ``"quiet"``, nothing.
         warm_start: An earlier experiment folder of the same space: its trials are observed
             by the strategy before the search starts (:mod:`raynas.warm_start`).
 
@@ -573,7 +685,9 @@ def run(
 
     Raises:
         ConfigError: the config is invalid (nothing was started or written).
+        ValueError: ``verbose`` is none of the values above.
     """
+    _chatty(verbose)  # a bad value is refused before anything starts
     exp, uri = prepare(
         config,
         overrides=overrides,
@@ -592,15 +706,34 @@ def run(
             fed = searcher.warm_start(records)
         except ValueError as err:
             raise ConfigError([f"--warm-start: {err}"]) from None
-        if verbose:
+        if _chatty(verbose):
             sys.stdout.write(f"warm start: {fed} trial(s) of {warm_start} observed\n")
-    init_ray(address)  # an unreachable cluster is refused before anything is written
+    init_ray(address, exp.plugin_path)  # an unreachable cluster is refused before writing
     _write_config(exp, uri, overwrite)
     return fit_experiment(exp, uri, verbose=verbose, search_alg=searcher)
 
 
-def resume(path: str | Path, *, address: str | None = None, verbose: bool = True) -> Any:
-    """Continue an interrupted experiment: finished trials kept, searcher state restored."""
+#: The fields ``raynas resume --set`` may change: a budget, never what a trial is.
+RESUME_OVERRIDES = ("budget.trials",)
+
+
+def resume(
+    path: str | Path,
+    *,
+    address: str | None = None,
+    verbose: bool | str = True,
+    overrides: Sequence[str] = (),
+) -> Any:
+    """Continue an interrupted experiment: finished trials kept, searcher state restored.
+
+    ``verbose`` is that of :func:`run`; the count of finished trials goes on from the
+    trials the experiment already has. ``overrides`` may raise ``budget.trials``
+    (:data:`RESUME_OVERRIDES`), which also extends a finished search: the strategy goes on
+    from its state and proposes the new trials.
+    """
+    from raynas.progress import output_level
+
+    output_level(verbose)  # a bad value is refused before anything starts
     from ray import tune
 
     uri = str(path)
@@ -613,12 +746,15 @@ def resume(path: str | Path, *, address: str | None = None, verbose: bool = True
             raise ConfigError([f"path: {uri!r} is not a raynas experiment (no {CONFIG_FILE})"])
         exp = load_config(cfg)
         check_free(local)
-        _refuse_finished(local, exp)
+        extended = _extended(exp, overrides)
+        _refuse_finished(local, extended)
     else:
+        if overrides:
+            raise ConfigError(["--set: a remote experiment cannot be extended on resume"])
         filesystem, rpath = _remote_fs(uri)
         with filesystem.open_input_stream(f"{rpath}/{CONFIG_FILE}") as f:
             exp = load_config(yaml.safe_load(f.read().decode()))
-    init_ray(address)
+    init_ray(address, exp.plugin_path)
     start = time.perf_counter()
     if not tune.Tuner.can_restore(uri):
         raise ConfigError(
@@ -631,6 +767,9 @@ def resume(path: str | Path, *, address: str | None = None, verbose: bool = True
         if local is not None:
             install_snapshot(local)  # one consistent step of Tune's state, not a torn copy
             apply_journal(local)  # trials that ended after that step stay ended
+            if extended.budget.trials != exp.budget.trials:
+                _extend(local, exp, extended)
+                exp = extended
         tuner = tune.Tuner.restore(
             uri,
             trainable=_trainable(exp),
@@ -638,8 +777,68 @@ def resume(path: str | Path, *, address: str | None = None, verbose: bool = True
             resume_errored=True,
             param_space=param_space(exp),
         )
+        _set_printer_level(tuner, verbose, exp.budget.trials)
         _fit(tuner, uri)
         return _finish(exp, uri, time.perf_counter() - start, verbose)
+
+
+def _chatty(verbose: bool | str) -> bool:
+    """Whether ``verbose`` asks for the notes and a line per trial (not only the summary)."""
+    from raynas.progress import output_level
+
+    return output_level(verbose) in ("trials", "epochs")
+
+
+def _set_printer_level(tuner: Any, verbose: bool | str, trials: int) -> None:
+    """A restored Tuner brings the first run's callbacks; print at this call's level, and
+    count to this call's ``budget.trials``."""
+    from raynas.progress import TrialPrinter
+
+    run_config = getattr(getattr(tuner, "_local_tuner", None), "_run_config", None)
+    for callback in getattr(run_config, "callbacks", None) or ():
+        if isinstance(callback, TrialPrinter):
+            callback.set_level(verbose)
+            callback.total = trials
+
+
+def _extended(exp: Experiment, overrides: Sequence[str]) -> Experiment:
+    """``exp`` with a resume's ``--set`` applied; only :data:`RESUME_OVERRIDES` may change."""
+    if not overrides:
+        return exp
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key not in RESUME_OVERRIDES:
+            raise ConfigError(
+                [f"--set {item!r}: a resume can change only {', '.join(RESUME_OVERRIDES)}; "
+                 "start a new experiment (`raynas run CONFIG --name NEW`) to change the rest"]
+            )  # fmt: skip
+    new = load_config(exp.to_dict(), overrides=overrides)
+    if new.budget.trials < exp.budget.trials:
+        raise ConfigError(
+            [f"budget.trials: {new.budget.trials} is below the experiment's "
+             f"{exp.budget.trials}; a resume can only raise it"]
+        )  # fmt: skip
+    if new.budget.trials != exp.budget.trials and exp.scheduler.name == "pbt_evolution":
+        raise ConfigError(
+            ["budget.trials: a pbt_evolution population cannot grow on resume; start a new "
+             "experiment with --warm-start"]
+        )  # fmt: skip
+    return new
+
+
+def _extend(folder: Path, exp: Experiment, new: Experiment) -> None:
+    """Write ``new``'s config and let Tune's search generator create its extra trials."""
+    from raynas.journal import extend_trials
+
+    try:
+        extend_trials(folder, new.budget.trials)
+    except FileNotFoundError:
+        raise ConfigError(
+            [f"budget.trials: {str(folder)!r} has no searcher state to extend"]
+        ) from None
+    tmp = folder / (CONFIG_FILE + ".tmp")
+    tmp.write_text(yaml.safe_dump(new.to_dict(), sort_keys=False))
+    os.replace(tmp, folder / CONFIG_FILE)
 
 
 def _refuse_finished(folder: Path, exp: Experiment) -> None:
@@ -722,9 +921,11 @@ def _print_notes(exp: Experiment, verbose: bool) -> None:
         sys.stdout.flush()
 
 
-def _finish(exp: Experiment, uri: str, wall_s: float, verbose: bool) -> Any:
+def _finish(exp: Experiment, uri: str, wall_s: float, verbose: bool | str) -> Any:
     from raynas.analysis import load
+    from raynas.progress import output_level
 
+    verbose = output_level(verbose) != "quiet"  # the summary is printed from level summary on
     path = _local_path(uri)
     if path is None:
         if verbose:
@@ -737,6 +938,12 @@ def _finish(exp: Experiment, uri: str, wall_s: float, verbose: bool) -> Any:
         out.write(f"wall time: {wall_s:.1f} s, trials: {len(result.trials)}\n")
         counts = result.status_counts()
         out.write("status: " + ", ".join(f"{k}={v}" for k, v in counts.items()) + "\n")
+        if len(result.trials) and counts.get("constraint_violated") == len(result.trials):
+            out.write(
+                "warning: every trial violated objective.constraints "
+                f"({', '.join(exp.objective.constraints)}); loosen them or pick a smaller "
+                "space (space_args)\n"
+            )
         if counts.get("timed_out"):
             out.write(
                 f"budget.time_s ({exp.budget.time_s:g} s) ended the run: "

@@ -61,6 +61,8 @@ class _FifoArgs(_Args):
 
 
 class _AshaArgs(_Args):
+    """Asynchronous successive halving: stops the worse trials at rungs grace_period * rf^k."""
+
     grace_period: int = Field(1, ge=1)
     reduction_factor: float = Field(3, gt=1)
     brackets: int = Field(1, ge=1)
@@ -68,16 +70,22 @@ class _AshaArgs(_Args):
 
 
 class _HyperbandArgs(_Args):
+    """Synchronous HyperBand: brackets of successive halving, the worse half paused, stopped."""
+
     reduction_factor: float = Field(3, gt=1)
     max_t: int | None = Field(None, ge=1)
 
 
 class _MedianArgs(_Args):
+    """Median stopping: stops a trial whose best is below the median of the others' so far."""
+
     grace_period: float = Field(1, ge=0)
     min_samples_required: int = Field(3, ge=1)
 
 
 class _PbtArgs(_Args):
+    """PBT evolution: the worst clone the best (weights inherited) with a mutated arch."""
+
     perturbation_interval: float = Field(1, gt=0)
     quantile_fraction: float = Field(0.25, gt=0, le=0.5)
     mutate_arch: bool = True
@@ -248,6 +256,11 @@ def _describe_change(old: Any, new: Any, path: str = "arch") -> str:
 def scheduler_arguments() -> dict[str, dict[str, Any]]:
     """Each scheduler's arguments with their defaults (``max_t`` defaults to train.epochs)."""
     return {k: model().model_dump() for k, model in _ARGS.items()}
+
+
+def scheduler_descriptions() -> dict[str, str]:
+    """Each scheduler's one-line description (for ``raynas schedulers``)."""
+    return {k: " ".join((model.__doc__ or "").split()) for k, model in _ARGS.items()}
 
 
 def scheduler_args(exp: Experiment) -> dict[str, Any]:

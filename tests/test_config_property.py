@@ -137,7 +137,7 @@ BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "resources.gpu": st.one_of(
         st.floats(-1e6, -1e-9), st.floats(1.01, 1e3).filter(lambda x: not x.is_integer())
     ),
-    "checkpoint.every": bad_int(0),
+    "checkpoint.every": bad_int(0, optional=True),
     "checkpoint.keep": bad_int(1, optional=True),
     "failure.max_retries": bad_int(-1),
 }

@@ -70,3 +70,20 @@ def test_every_usage_command_succeeds(tmp_path: Path) -> None:
     assert (tmp_path / "runs" / "tiny-tables" / "trials.parquet").is_file()
     assert list((tmp_path / "runs" / "tiny-plots").glob("*.png"))
     assert (tmp_path / "runs" / "tiny-best").is_dir()
+
+
+@pytest.mark.slow
+def test_the_python_snippet_runs_as_written(tmp_path: Path) -> None:
+    """The README's Python block, in a checkout where the main command already ran."""
+    text = (REPO / "README.md").read_text()
+    snippet = text.split("From Python:", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    (tmp_path / "runs" / "from-python").mkdir(parents=True)  # a folder of that name exists
+    (tmp_path / "runs" / "from-python" / "raynas_experiment.yaml").write_text("name: old\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "top" in proc.stdout.lower() or "val_acc" in proc.stdout
+    assert len(list((tmp_path / "runs" / "from-python").glob("*/params.json"))) == 4

@@ -49,3 +49,45 @@ def test_apply_journal_ends_the_trials_the_snapshot_still_runs(tmp_path: Path) -
     after = json.loads((tmp_path / "experiment_state-2026.json").read_text())["trial_data"]
     assert [json.loads(t)["status"] for t, _ in after] == ["TERMINATED", "PENDING", "TERMINATED"]
     assert json.loads(after[0][1])["last_result"] == {"epoch": 3}
+
+
+@pytest.mark.slow
+def test_a_finished_search_extends_on_resume_as_if_it_had_asked_for_more(tmp_path: Path) -> None:
+    """``raynas resume DIR --set budget.trials=5`` on a finished 3-trial evolution: the first
+    three are kept, and the five are the five an uninterrupted 5-trial run trains."""
+    import subprocess
+
+    import yaml
+
+    from raynas.testing.kill_loop import trial_sequence
+    from tests.conftest import REPO
+    from tests.test_analysis import VENV_BIN
+
+    cfg = small_search("evolution", "fifo", trials=3, epochs=1)
+    cfg["storage"] = str(tmp_path)
+
+    def raynas(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(VENV_BIN / "raynas"), *argv], cwd=REPO, capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+
+    config = tmp_path / "exp.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    first = raynas("run", str(config), "--name", "grown")
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = trial_sequence(tmp_path / "grown")
+    grown = raynas("resume", str(tmp_path / "grown"), "--set", "budget.trials=5")
+    assert grown.returncode == 0, grown.stderr[-3000:]
+    assert "[  4/5]" in grown.stdout and "[  1/5]" not in grown.stdout
+    once = raynas("run", str(config), "--name", "once", "--set", "budget.trials=5")
+    assert once.returncode == 0, once.stderr[-3000:]
+    after = trial_sequence(tmp_path / "grown")
+    assert after[:3] == before and len(after) == 5
+    assert [a for a, _, _ in after] == [a for a, _, _ in trial_sequence(tmp_path / "once")]
+    assert (
+        yaml.safe_load((tmp_path / "grown" / "raynas_experiment.yaml").read_text())["budget"][
+            "trials"
+        ]
+        == 5
+    )

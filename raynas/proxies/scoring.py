@@ -48,6 +48,8 @@ class ScoreJob:
         seed: Seeds each arch's init (with its arch id) and the proxies' noise.
         ensembles: Ensembles added when the table is merged (keys of ``ENSEMBLES``).
         plugins: Modules to import first (plugin spaces).
+        plugin_path: Folders put on the import path first (``plugin_path:``); not part of
+            the manifest (where a plugin lives does not change its scores).
         batch: One batch ``(inputs, labels)`` as numpy arrays, or None (data-free).
     """
 
@@ -59,12 +61,14 @@ class ScoreJob:
     seed: int = 0
     ensembles: tuple[str, ...] = ()
     plugins: tuple[str, ...] = ()
+    plugin_path: tuple[str, ...] = ()
     batch: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def manifest(self, archs: Sequence[str], chunk_size: int) -> dict[str, Any]:
         """A JSON-able fingerprint of the run (the batch and arch list by digest)."""
         data = asdict(self)
         data.pop("batch")
+        data.pop("plugin_path")
         data["input_shape"] = list(self.input_shape)
         data["proxies"], data["ensembles"] = list(self.proxies), list(self.ensembles)
         data["plugins"] = list(self.plugins)
@@ -121,6 +125,7 @@ def config_job(
         seed=seed,
         ensembles=ensembles,
         plugins=tuple(exp.plugins),
+        plugin_path=tuple(exp.plugin_path),
         batch=(x.cpu().numpy(), y.cpu().numpy()),
     )
 
@@ -129,7 +134,7 @@ def _space(job: ScoreJob) -> Any:
     from raynas.registry import load_plugins, resolve_space
 
     if job.plugins:
-        load_plugins(list(job.plugins))
+        load_plugins(list(job.plugins), list(job.plugin_path))
     return resolve_space(job.space, job.space_args)
 
 

@@ -61,6 +61,22 @@ def get_strategy(name: str, space: Any, **kwargs: Any) -> NASSearcher:
     return cls(space, **kwargs)
 
 
+#: Strategy arguments the experiment sets from its own fields (``seed``, ``objective``):
+#: a config sets them there, not under ``strategy``.
+EXPERIMENT_ARGUMENTS = {
+    "seed": "seed",
+    "metric": "objective.metric",
+    "mode": "objective.mode",
+    "objectives": "objective.also",
+}
+
+
+def strategy_arguments(cls: type) -> dict[str, Any]:
+    """The arguments a config gives a strategy under ``strategy:`` (with defaults): its
+    parameters less :data:`EXPERIMENT_ARGUMENTS`."""
+    return {k: v for k, v in strategy_parameters(cls).items() if k not in EXPERIMENT_ARGUMENTS}
+
+
 def strategy_parameters(cls: type) -> dict[str, Any]:
     """Keyword parameters of a strategy (its own and the base's) with their defaults."""
     out: dict[str, Any] = {}
@@ -94,5 +110,6 @@ __all__ = [
     "list_strategies",
     "register_strategy",
     "result_score",
+    "strategy_arguments",
     "strategy_parameters",
 ]

@@ -39,6 +39,8 @@ from typing import Any
 
 import yaml
 
+from raynas.files import parse_trial_dir_name
+
 __all__ = ["KillLoopReport", "kill_loop", "small_search", "trial_sequence"]
 
 
@@ -118,8 +120,8 @@ def trial_sequence(folder: Path) -> list[tuple[str, Any, int]]:
         if not rows:
             continue
         last = rows[-1]
-        index = int(trial.name.split("_")[2])  # <Trainable>_<id>_<index>_<config>_<date>
-        out.append((str(last.get("arch_str")), last.get("epoch"), index))
+        index = parse_trial_dir_name(trial.name)[0]
+        out.append((str(last.get("arch_str")), last.get("epoch"), -1 if index is None else index))
     return sorted(out, key=lambda t: t[2])
 
 
