@@ -129,11 +129,15 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("config")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
-    sub.add_parser(
+    spc = sub.add_parser(
         "spaces",
-        help="list the built-in search spaces",
-        description="Name, cardinality and description of every registered space.",
+        help="list the search spaces and their arguments",
+        description="Name, cardinality, arguments (space_args, with defaults) and description "
+        "of every registered space; with --config, also the spaces its plugins register; "
+        "with a YAML space file, that space's decisions.",
     )
+    spc.add_argument("file", nargs="?", help="a YAML space file: list its decisions")
+    spc.add_argument("--config", help="an experiment YAML whose plugins are imported first")
     sub.add_parser(
         "schedulers",
         help="list the trial schedulers and their arguments",
@@ -218,20 +222,39 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_spaces(args: argparse.Namespace) -> int:
-    from raynas.registry import SPACES, get_space
+def _cardinality(card: int | None) -> str:
+    return "continuous" if card is None else f"{card:.3g}" if card > 10**9 else f"{card:,}"
 
+
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    import inspect
+
+    from raynas.registry import SPACES, get_space, load_plugins, resolve_space
+
+    if args.file:
+        space = resolve_space(args.file)
+        print(f"{space.name}: {_cardinality(space.cardinality)} architectures")
+        if space.description:
+            print(space.description)
+        rows = [(g.path, "continuous" if g.size is None else g.size) for g in space.genes]
+        _table(("decision", "options"), rows)
+        return EXIT_OK
+    if args.config:
+        from raynas.config import load_config
+
+        exp = load_config(args.config)
+        load_plugins(exp.plugins, exp.plugin_path)
     rows = []
     for entry in SPACES.entries():
-        card = get_space(entry.name).cardinality
-        rows.append(
-            (
-                entry.name,
-                "continuous" if card is None else f"{card:.3g}" if card > 10**9 else f"{card:,}",
-                entry.description,
-            )
+        params = inspect.signature(entry.obj).parameters.values()
+        shown = ", ".join(
+            p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}"
+            for p in params
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
         )
-    _table(("name", "cardinality", "description"), rows)
+        card = get_space(entry.name).cardinality
+        rows.append((entry.name, _cardinality(card), entry.description, shown or "-"))
+    _table(("name", "cardinality", "description", "space_args (defaults)"), rows)
     return EXIT_OK
 
 
