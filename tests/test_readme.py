@@ -87,3 +87,23 @@ def test_the_python_snippet_runs_as_written(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "top" in proc.stdout.lower() or "val_acc" in proc.stdout
     assert len(list((tmp_path / "runs" / "from-python").glob("*/params.json"))) == 4
+
+
+@pytest.mark.slow
+def test_the_plugin_commands_run_as_written(tmp_path: Path) -> None:
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Your own space, strategy or trainable (plugins)", 1)[1]
+    block = section.split("```bash", 1)[1].split("```", 1)[0]
+    commands = [ln.split("#", 1)[0].strip() for ln in block.splitlines() if ln.strip()]
+    assert len(commands) == 2
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    (tmp_path / ".venv").symlink_to(VENV)
+    outputs = []
+    for command in commands:
+        proc = subprocess.run(
+            command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=600
+        )
+        assert proc.returncode == 0, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        outputs.append(proc.stdout)
+    assert "tiny_cnn" in outputs[0]
+    assert "status: completed=8" in outputs[1]
