@@ -9,9 +9,10 @@ each trial folder Tune writes holds ``params.json`` (the trial's config, ``arch`
 A trial's ``status`` is one of :data:`STATUSES`: ``completed`` (trained ``train.epochs``
 epochs), ``early_stopped`` (a scheduler ended it sooner; the planned length is ``train.epochs``, or
 ``epochs_total`` when the trainable reports it), ``timed_out`` (``budget.time_s`` ran out while
-it trained), ``error`` (``error.txt`` and no
-retry finished it), ``diverged`` / ``constraint_violated`` / ``oom`` (the trainable's own
-verdict) or ``running`` (not done and the experiment is not over, or the driver was killed).
+it trained), ``stopped_at_target`` (a result met ``budget.stop`` while it trained), ``error``
+(``error.txt`` and no retry finished it), ``diverged`` / ``constraint_violated`` / ``oom``
+(the trainable's own verdict) or ``running`` (not done and the experiment is not over, or
+the driver was killed).
 
 The tables have a stable schema (:data:`TRIAL_COLUMNS`, :data:`CURVE_COLUMNS`, fixed names,
 order and dtypes, present even with zero trials), followed by any further metrics a trainable
@@ -42,6 +43,7 @@ STATUSES = (
     "completed",
     "early_stopped",
     "timed_out",
+    "stopped_at_target",
     "error",
     "diverged",
     "constraint_violated",
@@ -50,7 +52,9 @@ STATUSES = (
 )
 #: Statuses whose metrics rank a trial: it ended with a usable result (``early_stopped`` and
 #: ``timed_out`` at a lower fidelity). ``running`` trials rank only when asked for.
-OK_STATUSES = ("completed", "early_stopped", "timed_out")
+OK_STATUSES = ("completed", "early_stopped", "timed_out", "stopped_at_target")
+#: The status of a trial the budget cut, by the reason ``raynas_stops.json`` records.
+STOP_STATUS = {"time_budget": "timed_out", "target": "stopped_at_target"}
 SCHEMA_VERSION = "1"
 _METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "test_acc", "test_loss")
 #: Fixed columns of :attr:`ExperimentResult.trials`, in order, with their pandas dtypes.
@@ -275,7 +279,7 @@ class ExperimentResult:
         status = _status(last, error_text is not None, info.get("status"), self.finished,
                          max_epochs)  # fmt: skip
         if status == "early_stopped" and trial_id in self.stops:
-            status = "timed_out"
+            status = STOP_STATUS.get(self.stops[trial_id], "timed_out")
         first = results[0] if results else {}
         start = _number(info.get("start_time"))
         if start is None and first:

@@ -255,6 +255,10 @@ class BudgetConfig(_Model):
     sync_batch: int | None = Field(None, ge=1)
     """Propose in synchronous batches of this size, so the trajectory is the same at any
     concurrency; null: asynchronous."""
+    stop: dict[str, float] | None = None
+    """Stop the search once one result reaches every value here, e.g. {val_acc: 0.99} (at
+    least, for a max metric; at most, for a min one); running trials are cut (status
+    stopped_at_target); null: never."""
 
 
 class ResourcesConfig(_Model):

@@ -60,6 +60,7 @@ _STATUS_STYLE = {
     "completed": ("o", "tab:blue"),
     "early_stopped": ("v", "tab:orange"),
     "timed_out": ("^", "tab:purple"),
+    "stopped_at_target": ("P", "tab:cyan"),
     "running": ("s", "tab:green"),
 }
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 #: Cost columns a Pareto front is drawn against, when a trial reported them.
 COSTS = ("params", "flops", "latency_ms")
 #: Statuses drawn as points in progress charts (each ended with a usable metric, or runs).
-SHOWN_STATUSES = ("completed", "early_stopped", "timed_out", "running")
+SHOWN_STATUSES = ("completed", "early_stopped", "timed_out", "stopped_at_target", "running")
 #: Prefix of the per-epoch architecture weights a one-shot trainable may report
 #: (``arch_weight.<cell>.<edge>.<op>``: the softmax weight of ``op`` on ``edge``).
 ARCH_WEIGHT_PREFIX = "arch_weight."

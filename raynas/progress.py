@@ -7,10 +7,12 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
+from ray.tune.stopper import Stopper
 
 from raynas.analysis import arch_text, short_arch
 
@@ -229,26 +231,73 @@ class TrialPrinter(Callback):
             self.shown = ""
 
 
-class StopRecorder(Callback):
-    """Record the trials that ``budget.time_s`` cut, so analysis calls them ``timed_out``.
+def target_met(
+    result: Mapping[str, Any], targets: Mapping[str, float], modes: Mapping[str, str]
+) -> bool:
+    """Whether ``result`` reaches every ``budget.stop`` target (``>=`` for a ``max`` metric,
+    ``<=`` for a ``min`` one); a metric it does not report is not reached."""
+    for metric, target in targets.items():
+        value = result.get(metric)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+            return False
+        if (value < target) if modes.get(metric, "max") == "max" else (value > target):
+            return False
+    return True
 
-    When Tune's time budget runs out it stops every live trial without the completion event
-    a trial that finished, or that a scheduler stopped, gets; the trial's files then look
-    like those of an early-stopped trial. This callback notes which trials got that event,
-    and at the end of an experiment whose budget ran out writes ``{trial_id: "time_budget"}``
-    (atomically, JSON) for every other trial that ended short of its planned length.
+
+class TargetStop(Stopper):
+    """Tune stopper of ``budget.stop``: ends the whole search once a result meets it."""
+
+    def __init__(self, targets: Mapping[str, float], modes: Mapping[str, str]) -> None:
+        self.targets, self.modes = dict(targets), dict(modes)
+        self.reached = False
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        self.reached = self.reached or target_met(result, self.targets, self.modes)
+        return False  # the search ends through stop_all; no single trial is stopped here
+
+    def stop_all(self) -> bool:
+        return self.reached
+
+
+class StopRecorder(Callback):
+    """Record the trials the budget cut, so analysis calls them ``timed_out`` (``budget.time_s``
+    ran out) or ``stopped_at_target`` (a result met ``budget.stop``).
+
+    When Tune's time budget runs out, or a stopper ends the search, Tune stops every live
+    trial without the completion event a trial that finished, or that a scheduler stopped,
+    gets; the trial's files then look like those of an early-stopped trial. This callback
+    notes which trials got that event, and at the end of an experiment the budget ended writes
+    ``{trial_id: "time_budget" | "target"}`` (atomically, JSON) for every other trial that
+    ended short of its planned length.
 
     Args:
         path: The file to write (``<experiment>/raynas_stops.json``).
-        time_s: The experiment's ``budget.time_s``.
+        time_s: The experiment's ``budget.time_s`` (None: no time budget).
         epochs: The planned length of a trial (``train.epochs``), unless a result says its
             own (``epochs_total``).
+        targets: ``budget.stop`` and the mode of each of its metrics (None: no target).
     """
 
-    def __init__(self, path: Path, time_s: float, epochs: int) -> None:
-        self.path, self.time_s, self.epochs = Path(path), float(time_s), int(epochs)
+    def __init__(
+        self,
+        path: Path,
+        time_s: float | None,
+        epochs: int,
+        targets: tuple[Mapping[str, float], Mapping[str, str]] | None = None,
+    ) -> None:
+        self.path, self.epochs = Path(path), int(epochs)
+        self.time_s = None if time_s is None else float(time_s)
+        self.targets = targets
+        self.reached = False
         self.start: float | None = None
         self.ended: set[str] = set()
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        if self.targets is not None and not self.reached:
+            self.reached = target_met(result, *self.targets)
 
     def setup(self, *args: Any, **info: Any) -> None:
         self.start = time.monotonic()
@@ -260,8 +309,14 @@ class StopRecorder(Callback):
         self.ended.add(str(trial.trial_id))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        if self.start is None or time.monotonic() - self.start < self.time_s:
+        timed_out = (
+            self.time_s is not None
+            and self.start is not None
+            and time.monotonic() - self.start >= self.time_s
+        )
+        if not (self.reached or timed_out):
             return
+        reason = "target" if self.reached else "time_budget"
         try:  # a resumed run keeps what the first part recorded
             stopped = dict(json.loads(self.path.read_text()))
         except (OSError, ValueError, TypeError):
@@ -271,7 +326,7 @@ class StopRecorder(Callback):
             planned = last.get("epochs_total") or self.epochs
             short = not last.get("done") and int(last.get("epoch") or 0) < int(planned)
             if str(trial.trial_id) not in self.ended and short:
-                stopped[str(trial.trial_id)] = "time_budget"
+                stopped[str(trial.trial_id)] = reason
         if stopped:
             tmp = self.path.with_name(self.path.name + ".tmp")
             tmp.write_text(json.dumps(stopped, sort_keys=True))

@@ -258,6 +258,9 @@ def init_ray(address: str | None, plugin_path: Sequence[str] = ()) -> None:
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
         logging.ERROR
     )
+    # Tune's result grid (unused: raynas reads the folder) warns about a trial the budget
+    # stopped before it wrote a result.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     try:
         ray.init(**kwargs)
     except ConnectionError as err:
@@ -410,12 +413,24 @@ def run_notes(exp: Experiment) -> list[str]:
     return notes
 
 
+def stop_targets(exp: Experiment) -> tuple[dict[str, float], dict[str, str]] | None:
+    """``budget.stop`` and each metric's mode (the objective's, else a guess from its name:
+    losses, costs and times are minimised), or None without targets."""
+    if not exp.budget.stop:
+        return None
+    from raynas.analysis import metric_mode
+
+    declared = dict(exp.objective.objectives())
+    modes = {m: declared.get(m) or metric_mode(m) for m in exp.budget.stop}
+    return dict(exp.budget.stop), modes
+
+
 def _tune_objects(exp: Experiment, uri: str, verbose: bool | str, tune_cfg: Any) -> dict[str, Any]:
     from ray import tune
 
     from raynas.journal import Journal
     from raynas.loggers import result_loggers
-    from raynas.progress import StopRecorder, TrialPrinter
+    from raynas.progress import StopRecorder, TargetStop, TrialPrinter
     from raynas.strategies.base import NASSearcher
 
     root, _, name = uri.rstrip("/").rpartition("/")
@@ -424,14 +439,18 @@ def _tune_objects(exp: Experiment, uri: str, verbose: bool | str, tune_cfg: Any)
     if local is not None:
         searcher = tune_cfg.search_alg if isinstance(tune_cfg.search_alg, NASSearcher) else None
         callbacks.append(Journal(local, tune_cfg.scheduler, searcher))
-    if exp.budget.time_s is not None and local is not None:
-        callbacks.append(StopRecorder(local / STOPS_FILE, exp.budget.time_s, exp.train.epochs))
+    targets = stop_targets(exp)
+    if (exp.budget.time_s is not None or targets is not None) and local is not None:
+        callbacks.append(
+            StopRecorder(local / STOPS_FILE, exp.budget.time_s, exp.train.epochs, targets)
+        )
     return {
         "run_config": tune.RunConfig(
             name=name,
             storage_path=root,
             verbose=0,
             callbacks=callbacks,
+            stop=None if targets is None else TargetStop(*targets),
             failure_config=tune.FailureConfig(max_failures=exp.failure.max_retries),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=checkpoints_to_keep(exp),
@@ -943,6 +962,11 @@ def _finish(exp: Experiment, uri: str, wall_s: float, verbose: bool | str) -> An
                 "warning: every trial violated objective.constraints "
                 f"({', '.join(exp.objective.constraints)}); loosen them or pick a smaller "
                 "space (space_args)\n"
+            )
+        if counts.get("stopped_at_target"):
+            out.write(
+                f"budget.stop ({exp.budget.stop}) was met: {counts['stopped_at_target']} "
+                "trial(s) were cut while training (status stopped_at_target)\n"
             )
         if counts.get("timed_out"):
             out.write(

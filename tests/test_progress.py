@@ -172,3 +172,44 @@ def test_budgets_a_strategy_or_space_cannot_use_are_warned(capsys) -> None:  # t
     assert "above the 15,625 architectures of the space" in capsys.readouterr().out
     assert main(["validate", quickstart]) == 0
     assert "warning" not in capsys.readouterr().out
+
+
+def test_a_target_is_met_by_every_metric_in_its_direction() -> None:
+    from raynas.progress import TargetStop, target_met
+
+    modes = {"val_acc": "max", "params": "min"}
+    assert target_met({"val_acc": 0.9, "params": 10}, {"val_acc": 0.9, "params": 10}, modes)
+    assert not target_met({"val_acc": 0.95, "params": 11}, {"val_acc": 0.9, "params": 10}, modes)
+    assert not target_met({"params": 1}, {"val_acc": 0.9}, modes)  # not reported: not met
+    assert not target_met({"val_acc": float("nan")}, {"val_acc": 0.9}, modes)
+    stop = TargetStop({"val_acc": 0.9}, modes)
+    assert stop("t1", {"val_acc": 0.5}) is False and not stop.stop_all()
+    assert stop("t1", {"val_acc": 0.91}) is False and stop.stop_all()
+
+
+@pytest.mark.slow
+def test_budget_stop_ends_the_search_at_the_target(tmp_path: Path) -> None:
+    config = tmp_path / "stop.yaml"
+    exp = small_experiment(
+        tmp_path, name="stop", train={"epochs": 3}, budget={"trials": 8, "concurrent": 1,
+        "stop": {"val_acc": 0.5}},
+    )  # fmt: skip
+    config.write_text(json.dumps(exp))
+    proc = subprocess.run(
+        [str(VENV_BIN / "raynas"), "run", str(config)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = load(tmp_path / "runs" / "stop")
+    reached = result.curves[result.curves["val_acc"] >= 0.5]
+    assert not reached.empty and len(result.trials) < 8
+    first = reached.iloc[0]
+    # no trial started after the one that met the target, and that one trained no further
+    assert result.trials["trial_index"].max() == int(
+        result.trials.set_index("trial_id").loc[first["trial_id"], "trial_index"]
+    )
+    row = result.trials.set_index("trial_id").loc[first["trial_id"]]
+    if int(first["epoch"]) < 3:
+        assert row["status"] == "stopped_at_target" and row["epochs"] == first["epoch"]
+        assert "budget.stop ({'val_acc': 0.5}) was met" in proc.stdout
+    assert "Failed to fetch metrics" not in proc.stderr

@@ -54,6 +54,7 @@ _STATUS_COLOR = {
     "completed": "#1f77b4",
     "early_stopped": "#ff7f0e",
     "timed_out": "#9467bd",
+    "stopped_at_target": "#17becf",
     "running": "#2ca02c",
     "error": "#d62728",
     "diverged": "#8c564b",
