@@ -285,6 +285,18 @@ class CheckpointConfig(_Model):
     """Checkpoints kept per trial (pbt_evolution keeps all); null: all."""
 
 
+class ReportConfig(_Model):
+    """The HTML report (``raynas report``) written by the run itself."""
+
+    live: bool = False
+    """Keep DIR/report.html current while the search runs (the open page reloads itself) and
+    write the final one at its end."""
+    interval_s: float = Field(10.0, gt=0)
+    """Seconds between two rewrites of the live report."""
+    top: int = Field(5, ge=1)
+    """Architectures drawn (the top-k)."""
+
+
 class FailureConfig(_Model):
     max_retries: int = Field(0, ge=-1)
     """Retries of a failed trial from its last checkpoint (-1: without limit)."""
@@ -336,6 +348,8 @@ class Experiment(_Model):
     """Trial checkpoints."""
     failure: FailureConfig = Field(default_factory=FailureConfig)
     """What a failed trial gets."""
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    """The HTML report the run writes itself (`raynas report` writes one any time)."""
     reuse_actors: bool | None = None
     """Reuse Tune's trial actors between trials (no re-import of torch per trial); null: when
     the trainable implements reset_config."""

@@ -439,6 +439,10 @@ def _tune_objects(exp: Experiment, uri: str, verbose: bool | str, tune_cfg: Any)
     if local is not None:
         searcher = tune_cfg.search_alg if isinstance(tune_cfg.search_alg, NASSearcher) else None
         callbacks.append(Journal(local, tune_cfg.scheduler, searcher))
+    if exp.report.live and local is not None:
+        from raynas.report.callback import LiveReport
+
+        callbacks.append(LiveReport(local, exp.report.interval_s, exp.report.top))
     targets = stop_targets(exp)
     if (exp.budget.time_s is not None or targets is not None) and local is not None:
         callbacks.append(

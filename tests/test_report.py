@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import raynas
 import raynas.cli
 from raynas.analysis import ExperimentResult, load
 from raynas.prep import (
@@ -469,3 +470,26 @@ def test_report_of_every_space_family(tmp_path: Path, space: str) -> None:
         assert "arch.normal: operation share per edge" in html
     if space == "mobilenet":
         assert "stage 1 (24 ch, s1)" in html  # the stage plan, from the experiment's space
+
+
+def test_the_live_report_callback_rewrites_then_writes_the_final_page(folder: Path) -> None:
+    from raynas.report.callback import LiveReport
+
+    live = LiveReport(folder, interval_s=0.05)
+    live.setup()
+    assert live.written is not None and live.written.wait(60), "no live page written"
+    during = page_stats((folder / "report.html").read_text())
+    assert during.refresh and during.rows == len(load(folder).trials)
+    live.on_experiment_end([])
+    final = page_stats((folder / "report.html").read_text())
+    assert not final.refresh and final.rows == during.rows and live.writes >= 2
+
+
+@pytest.mark.slow
+def test_a_run_with_report_live_leaves_the_final_page(tmp_path: Path, ray_session: None) -> None:
+    from tests.conftest import small_experiment
+
+    exp = small_experiment(tmp_path, name="live", report={"live": True, "interval_s": 0.5})
+    result = raynas.run(exp, verbose=False)
+    page = page_stats((result.path / "report.html").read_text())
+    assert page.rows == len(result.trials) == 2 and not page.refresh and page.arch_svgs == 2
