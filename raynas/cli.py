@@ -236,8 +236,8 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
         print(f"{space.name}: {_cardinality(space.cardinality)} architectures")
         if space.description:
             print(space.description)
-        rows = [(g.path, "continuous" if g.size is None else g.size) for g in space.genes]
-        _table(("decision", "options"), rows)
+        genes = [(g.path, "continuous" if g.size is None else g.size) for g in space.genes]
+        _table(("decision", "options"), genes)
         return EXIT_OK
     if args.config:
         from raynas.config import load_config
