@@ -665,6 +665,30 @@ def is_experiment_folder(path: str | Path) -> bool:
     return any(folder.glob("*/params.json")) or any(folder.glob("*/result.json"))
 
 
+def experiment_folder(path: str | Path) -> Path:
+    """``path`` as an experiment folder, for a command's ``dir`` argument.
+
+    Raises:
+        ConfigError: it does not exist, or holds no experiment (see
+            :func:`is_experiment_folder`); the message names ``dir`` and the fix.
+    """
+    from raynas.config import ConfigError
+
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(
+            [f"dir: folder {str(folder)!r} does not exist; pass the folder `raynas run` printed "
+             "(<storage>/<name>)"]
+        )  # fmt: skip
+    if not is_experiment_folder(folder):
+        raise ConfigError(
+            [f"dir: {str(folder)!r} is not an experiment folder (no {CONFIG_FILE}, no Tune "
+             "experiment state, no trial folders); pass the folder `raynas run` printed "
+             "(<storage>/<name>)"]
+        )  # fmt: skip
+    return folder
+
+
 def load(path: str | Path) -> ExperimentResult:
     """Analyse the experiment folder ``path`` (works during a run and after a crash).
 

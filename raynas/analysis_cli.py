@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 
@@ -32,28 +31,12 @@ def register_cli(sub: Any) -> None:
 
 def run_analyze(args: argparse.Namespace) -> int:
     """Print the summary of ``args.dir``; write Parquet / plots when asked. Returns 0."""
-    from raynas.analysis import is_experiment_folder, load
+    from raynas.analysis import experiment_folder, load
     from raynas.config import ConfigError
-    from raynas.files import CONFIG_FILE
 
     if args.top < 1:
         raise ConfigError([f"--top: must be >= 1, got {args.top}"])
-    folder = Path(args.dir).expanduser()
-    if not folder.is_dir():
-        raise ConfigError(
-            [
-                f"dir: folder {str(folder)!r} does not exist; pass the folder `raynas run` "
-                "printed (<storage>/<name>)"
-            ]
-        )
-    if not is_experiment_folder(folder):
-        raise ConfigError(
-            [
-                f"dir: {str(folder)!r} is not an experiment folder (no {CONFIG_FILE}, no Tune "
-                "experiment state, no trial folders); pass the folder `raynas run` printed "
-                "(<storage>/<name>)"
-            ]
-        )
+    folder = experiment_folder(args.dir)
     result = load(folder)
     counts = result.status_counts()
     state = "finished" if result.finished else "not finished (running, or stopped early)"

@@ -202,21 +202,9 @@ def _pick_trial(result: ExperimentResult, trial_id: str | None) -> Any:
 
 def _check_experiment_folder(folder: Path) -> None:
     """Refuse a ``dir`` that does not exist or holds no experiment, naming the argument."""
-    from raynas.analysis import is_experiment_folder
-    from raynas.config import ConfigError
-    from raynas.files import CONFIG_FILE
+    from raynas.analysis import experiment_folder
 
-    if not folder.is_dir():
-        raise ConfigError(
-            [f"dir: folder {str(folder)!r} does not exist; pass the folder `raynas run` printed "
-             "(<storage>/<name>)"]
-        )  # fmt: skip
-    if not is_experiment_folder(folder):
-        raise ConfigError(
-            [f"dir: {str(folder)!r} is not an experiment folder (no {CONFIG_FILE}, no Tune "
-             "experiment state, no trial folders); pass the folder `raynas run` printed "
-             "(<storage>/<name>)"]
-        )  # fmt: skip
+    experiment_folder(folder)
 
 
 def _check_out(out_dir: Path, overwrite: bool) -> None:

@@ -67,27 +67,9 @@ def register_cli(sub: Any) -> None:
 
 
 def _folder(raw: str) -> Path:
-    from raynas.analysis import is_experiment_folder
-    from raynas.config import ConfigError
-    from raynas.files import CONFIG_FILE
+    from raynas.analysis import experiment_folder
 
-    folder = Path(raw).expanduser()
-    if not folder.is_dir():
-        raise ConfigError(
-            [
-                f"dir: folder {str(folder)!r} does not exist; pass the folder "
-                "`raynas run` printed (<storage>/<name>)"
-            ]
-        )
-    if not is_experiment_folder(folder):
-        raise ConfigError(
-            [
-                f"dir: {str(folder)!r} is not an experiment folder (no {CONFIG_FILE}, "
-                "no Tune experiment state, no trial folders); pass the folder "
-                "`raynas run` printed (<storage>/<name>)"
-            ]
-        )
-    return folder
+    return experiment_folder(raw)
 
 
 def run_report(args: argparse.Namespace) -> int:
