@@ -213,3 +213,19 @@ def test_budget_stop_ends_the_search_at_the_target(tmp_path: Path) -> None:
         assert row["status"] == "stopped_at_target" and row["epochs"] == first["epoch"]
         assert "budget.stop ({'val_acc': 0.5}) was met" in proc.stdout
     assert "Failed to fetch metrics" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_run_whose_every_trial_violated_the_constraints_says_so(tmp_path: Path) -> None:
+    config = tmp_path / "tight.yaml"
+    exp = small_experiment(
+        tmp_path, name="tight", objective={"constraints": ["latency_ms <= 0.000001"]}
+    )  # latency is measured where the child runs: every trial breaks it there
+    config.write_text(json.dumps(exp))
+    proc = subprocess.run(
+        [str(VENV_BIN / "raynas"), "run", str(config)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert "status: constraint_violated=2" in proc.stdout, proc.stdout[-2000:]
+    assert "warning: every trial violated objective.constraints (latency_ms <= " in proc.stdout
+    assert proc.returncode == 1  # no trial succeeded
