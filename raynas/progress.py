@@ -122,8 +122,9 @@ class TrialPrinter(Callback):
         if status != "ok":
             return status  # the trainable's verdict
         planned = r.get("epochs_total") or self.epochs
-        if not r.get("done") and int(r.get("epoch") or 0) < int(planned):
-            return f"stopped by {self.scheduler}"
+        # Not `done`: Tune marks the last result of a trial a scheduler stopped done too.
+        if int(r.get("epoch") or 0) < int(planned):
+            return f"stopped by {self.scheduler}" if self.scheduler != "fifo" else "stopped early"
         return "completed"
 
     def _line(self, trial: Any, status: str) -> None:

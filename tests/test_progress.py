@@ -96,7 +96,8 @@ def _trial(tune_status: str, **result: object) -> SimpleNamespace:
 
 def test_the_status_word_says_who_ended_a_trial(tmp_path: Path) -> None:
     printer, out = _printer(tmp_path, scheduler={"name": "asha"}, train={"epochs": 4})
-    printer.on_trial_complete(0, [], _trial("TERMINATED", epoch=1, val_acc=0.5, status="ok"))
+    # Tune marks the last result of a trial the scheduler stopped done, too
+    printer.on_trial_complete(0, [], _trial("TERMINATED", epoch=1, val_acc=0.5, done=True))
     printer.on_trial_complete(0, [], _trial("TERMINATED", epoch=4, val_acc=0.7, status="ok"))
     printer.on_trial_complete(0, [], _trial("TERMINATED", epoch=4, status="constraint_violated"))
     words = [ln.split("]", 1)[1].split()[0:3] for ln in out.getvalue().splitlines()]
