@@ -15,7 +15,12 @@ import pytest
 from tests.conftest import REPO
 
 TINY = {
-    "overhead.py": ["--kind", "tabular", "--trials", "4"],
+    "overhead.py": [
+        *("--kind", "train", "--trials", "2", "--epochs", "1", "--C", "4"),
+        *("--repeats", "1", "--default-repeats", "0"),
+    ],
+    "bookkeeping.py": ["--sizes", "20"],
+    "report_size.py": ["--trials", "20", "--repeats", "1"],
     "searcher_latency.py": [
         *("--strategies", "random", "evolution"),
         *("--checkpoints", "20", "--window", "5", "--max-seconds", "20"),

@@ -66,8 +66,7 @@ def test_tpe_failure_before_any_valid_result_has_the_worst_loss() -> None:
     s = searcher("tpe", n_initial_points=5)
     for i, final in enumerate([None, 2.3, 0.5]):
         run_trial(s, f"t{i}", final)
-    docs = [d for d in s._inner._hpopt_trials.trials if d["result"].get("status") == "ok"]
-    losses = {s.tid_index[d["tid"]]: d["result"]["loss"] for d in docs}
+    losses = s.losses()
     assert losses[0] == math.inf  # v0.1: 0.0, below (better than) both valid losses
     assert losses[1] == pytest.approx(2.3) and losses[2] == pytest.approx(0.5)
 
@@ -246,9 +245,8 @@ def test_evolution_tournament_compares_a_stopped_member_within_its_rung() -> Non
 def test_tpe_rewrites_losses_when_a_rung_gains_full_budget_comparisons() -> None:
     s = get_strategy("tpe", SPACE, metric="acc", mode="max", seed=0, n_initial_points=3)
     _feed(s, PLAN)
-    s.propose()  # each TPE step resolves the losses first
-    docs = {d["tid"]: d["result"]["loss"] for d in s._inner._hpopt_trials.trials}
-    losses = {s.tid_index[t]: loss for t, loss in docs.items() if t in s.tid_index}
+    s.propose()  # each TPE step ranks the losses resolved now
+    losses = s.losses()
     assert losses[0] == pytest.approx(-s.value(0))  # v0.1 kept -0.65 forever
     assert losses[2] < losses[0] < losses[1]
 

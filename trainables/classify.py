@@ -10,8 +10,11 @@ architecture's id and string.
 Overhead is designed away: the class trainable supports ``reuse_actors`` (``reset_config``
 rebuilds the child in the same process), datasets are loaded once per worker process and kept
 as tensors on the trial's device (images as uint8, each batch converted to float and
-normalised as it is sliced; the test split only when it is evaluated), and nothing goes
-through the object store per trial.
+normalised as it is sliced; the test split only when it is evaluated), nothing goes
+through the object store per trial, a child's cost is measured once per worker process
+(:func:`child_cost`: a retried, resumed or cloned trial of the same arch reuses it), and the
+training loop sums its loss and accuracy on the device (no host-device sync per step; the
+loss is checked for NaN/inf every :data:`FINITE_CHECK_EVERY` steps and at the epoch's end).
 
 An epoch that takes longer than ``train.progress_s`` (30 s) prints a progress line to the
 trial's stdout at most that often, which Ray forwards to the driver's console::
@@ -61,17 +64,59 @@ METRICS = (
 CHECKPOINT_FILE = "state.pt"
 
 _SPACES: dict[str, Any] = {}
+#: Measured cost of each child this worker process built (see :func:`child_cost`).
+_COSTS: dict[tuple[Any, ...], dict[str, int | float]] = {}
+#: Optimizer steps between two checks that the running training loss is still finite (and
+#: at the end of every epoch): the loss is summed on the device, so a step never waits for
+#: the device to hand a number back; a diverged child trains at most this many steps on.
+FINITE_CHECK_EVERY = 16
+
+
+def space_key(config: dict[str, Any]) -> str:
+    """The trial's space spec as one string (name and arguments): the space caches' key."""
+    return json.dumps(config["space"], sort_keys=True, default=str)
 
 
 def space_from_config(config: dict[str, Any]) -> Any:
     """The trial's space, built once per worker process."""
     spec = config["space"]
-    key = json.dumps(spec, sort_keys=True, default=str)
+    key = space_key(config)
     if config.get("plugins"):
-        load_plugins(config["plugins"])
+        load_plugins(config["plugins"], config.get("plugin_path") or ())
     if key not in _SPACES:
         _SPACES[key] = resolve_space(spec["name"], spec.get("args") or {})
     return _SPACES[key]
+
+
+def child_cost(
+    model: nn.Module,
+    *,
+    space_key: str,
+    arch_id: str,
+    input_shape: tuple[int, ...],
+    device: torch.device,
+    latency_repeats: int,
+    channels_last: bool = False,
+) -> dict[str, int | float]:
+    """``params``, ``flops`` and ``latency_ms`` of a child, measured once per worker process.
+
+    The same architecture of the same space on the same input shape and device has the same
+    cost, so a second trial of it in this process (a failure retry, a resumed or PBT-cloned
+    trial, a repeat, a Hyperband pause) reuses the first measurement instead of a FLOP pass and
+    ``3 + latency_repeats`` timed forwards. :func:`clear_cost_cache` forgets them.
+    """
+    key = (space_key, arch_id, tuple(input_shape), str(device), latency_repeats, channels_last)
+    hit = _COSTS.get(key)
+    if hit is None:
+        hit = _COSTS[key] = measure_cost(
+            model, tuple(input_shape), device=device, latency_repeats=latency_repeats
+        ).as_dict()
+    return dict(hit)
+
+
+def clear_cost_cache() -> None:
+    """Forget every cost :func:`child_cost` measured in this process."""
+    _COSTS.clear()
 
 
 def trial_seed(seed: int, arch_id: str) -> int:
@@ -502,12 +547,15 @@ class ClassifyTrainable(tune.Trainable):
         )
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.cost = measure_cost(
+        self.cost = child_cost(
             self.model,
-            tuple(self.data.input_shape),
+            space_key=space_key(config),
+            arch_id=self.arch_id,
+            input_shape=tuple(self.data.input_shape),
             device=self.device,
             latency_repeats=int(self.train_cfg.get("latency_repeats", 10)),
-        ).as_dict()
+            channels_last=self.channels_last,
+        )
         self.violations = violated_constraints(config.get("constraints", []), self.cost)
         self.amp = cuda and bool(self.train_cfg.get("amp", True))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -549,8 +597,18 @@ class ClassifyTrainable(tune.Trainable):
             return self.model(xb)
 
     def _train_epoch(self) -> tuple[float, float]:
+        """One epoch; ``(mean train loss, train accuracy)``, ``(nan, 0.0)`` once it diverged.
+
+        The loss and the correct predictions are summed as tensors on the device: no step
+        waits for the device to hand back a number. Finiteness is checked every
+        :data:`FINITE_CHECK_EVERY` steps and at the end (a non-finite loss keeps the sum
+        non-finite), and the epoch ends as diverged there.
+        """
         self.model.train()
-        total_loss, correct, seen = 0.0, 0, 0
+        acc_dtype = torch.float32 if self.device.type == "mps" else torch.float64
+        total_loss = torch.zeros((), dtype=acc_dtype, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = 0
         clip = self.train_cfg.get("grad_clip")
         every = self.train_cfg.get("progress_s", 30.0)
         start = last = time.perf_counter()
@@ -559,15 +617,13 @@ class ClassifyTrainable(tune.Trainable):
         ):
             if every is not None and time.perf_counter() - last >= float(every) and seen:
                 last = time.perf_counter()
-                self._progress(i - 1, last - start, total_loss / seen)
+                self._progress(i - 1, last - start, float(total_loss) / seen)
             self.optimizer.zero_grad(set_to_none=True)
             logits = self._forward(xb)
             loss = self.criterion(logits.float(), yb)
             aux = getattr(self.model, "aux_logits", None)
             if aux is not None:
                 loss = loss + 0.4 * self.criterion(aux.float(), yb)
-            if not torch.isfinite(loss):
-                return float("nan"), 0.0
             self.scaler.scale(loss).backward()
             if clip:
                 self.scaler.unscale_(self.optimizer)
@@ -575,10 +631,15 @@ class ClassifyTrainable(tune.Trainable):
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()
-            total_loss += float(loss.detach()) * yb.shape[0]
-            correct += int((logits.argmax(1) == yb).sum())
-            seen += int(yb.shape[0])
-        return total_loss / max(seen, 1), correct / max(seen, 1)
+            n = int(yb.shape[0])
+            total_loss += loss.detach().to(acc_dtype) * n
+            correct += (logits.detach().argmax(1) == yb).sum()
+            seen += n
+            if i % FINITE_CHECK_EVERY == 0 and not bool(torch.isfinite(total_loss)):
+                return float("nan"), 0.0
+        if not bool(torch.isfinite(total_loss)):
+            return float("nan"), 0.0
+        return float(total_loss) / max(seen, 1), int(correct) / max(seen, 1)
 
     def _progress(self, done: int, elapsed: float, train_loss: float) -> None:
         """One progress line within a long epoch, on the trial's stdout (not a Tune result)."""
@@ -592,13 +653,15 @@ class ClassifyTrainable(tune.Trainable):
     @torch.no_grad()
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         self.model.eval()
-        total_loss, correct = 0.0, 0
-        for xb, yb in self._batches(x, y, train=False):
+        acc_dtype = torch.float32 if self.device.type == "mps" else torch.float64
+        total_loss = torch.zeros((), dtype=acc_dtype, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        for xb, yb in self._batches(x, y, train=False):  # summed on the device: no sync a batch
             logits = self._forward(xb).float()
-            total_loss += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
-            correct += int((logits.argmax(1) == yb).sum())
+            total_loss += nn.functional.cross_entropy(logits, yb, reduction="sum").to(acc_dtype)
+            correct += (logits.argmax(1) == yb).sum()
         n = max(int(y.shape[0]), 1)
-        return total_loss / n, correct / n
+        return float(total_loss) / n, int(correct) / n
 
     # --- driver-side hooks (before Ray starts) --------------------------------------
     @staticmethod

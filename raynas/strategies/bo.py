@@ -336,17 +336,21 @@ class NeuralEnsembleBO(ProxyGuided):
             self._cache[text] = hit
         return hit
 
-    def get_state(self) -> dict[str, Any]:
-        memos = {k: self.__dict__.pop(k) for k in TRANSIENT}
-        try:
-            return super().get_state()
-        finally:
-            self.__dict__.update(memos)
+    def _state(self) -> dict[str, Any]:
+        # The memos and the feature rows are pure functions of the archs: the rows are
+        # rebuilt from the history on restore (the same floats), not saved.
+        state = super()._state()
+        for key in (*TRANSIENT, "rows"):
+            state.pop(key, None)
+        return state
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        super().set_state(state)
+    def _load_state(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        rows = state.pop("rows", None)  # a checkpoint from before rows were rebuilt
+        super()._load_state(state)
         for key in TRANSIENT:
             setattr(self, key, {})
+        self.rows = rows if rows is not None else [self.encode(a) for a, _ in self.history]
 
     # --- surrogate --------------------------------------------------------------------
     def _targets(self) -> np.ndarray:

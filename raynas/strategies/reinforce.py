@@ -219,15 +219,13 @@ class Reinforce(NASSearcher):
         if len(self.buffer) >= self.batch_size and self.worst_score() is not None:
             self._update()
 
-    def get_state(self) -> dict[str, Any]:
-        memo = self.__dict__.pop("_memo")
-        try:
-            return super().get_state()
-        finally:
-            self._memo = memo
+    def _state(self) -> dict[str, Any]:
+        state = super()._state()
+        state.pop("_memo", None)  # a memo of pure functions of the genome
+        return state
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        super().set_state(state)
+    def _load_state(self, state: dict[str, Any]) -> None:
+        super()._load_state(state)
         self._memo = {}
 
     # --- learning ---------------------------------------------------------------------
