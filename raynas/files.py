@@ -6,6 +6,8 @@ the names from here and from nowhere else.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 #: The experiment config as ``raynas run`` resolved it (YAML).
 CONFIG_FILE = "raynas_experiment.yaml"
 #: ``{trial_id: reason}`` for trials raynas' driver stopped itself (``budget.time_s``), JSON.
@@ -46,3 +48,17 @@ def parse_trial_dir_name(name: str) -> tuple[int | None, str | None]:
     parts = name.split("_")
     index = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None
     return index, (parts[1] if len(parts) > 1 else None)
+
+
+def trial_dirs_of(folder: Path, trial_id: str) -> list[Path]:
+    """The trial folders of ``trial_id`` in an experiment ``folder`` (raynas' names, or Tune's
+    default ``<Trainable>_<trial id>_<index>_...``)."""
+    return [
+        p
+        for p in Path(folder).iterdir()
+        if p.is_dir()
+        and (
+            (p.name.startswith("trial") and p.name.endswith(f"-{trial_id}"))
+            or f"_{trial_id}_" in p.name
+        )
+    ]

@@ -44,7 +44,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from raynas.files import JOURNAL_FILE, SNAPSHOT_FILE, STATE_FILE
+from raynas.files import JOURNAL_FILE, SNAPSHOT_FILE, STATE_FILE, trial_dirs_of
 
 __all__ = ["Journal", "apply_journal", "install_snapshot", "read_journal"]
 
@@ -187,7 +187,7 @@ def _complete_result_file(folder: Path, entry: Mapping[str, Any]) -> None:
     result = entry.get("result")
     if not isinstance(result, Mapping):
         return
-    trial_dirs = [p for p in folder.glob(f"*_{entry['trial_id']}_*") if p.is_dir()]
+    trial_dirs = trial_dirs_of(folder, str(entry["trial_id"]))
     if len(trial_dirs) != 1:
         return
     path = trial_dirs[0] / "result.json"

@@ -27,6 +27,7 @@ import raynas.export as export_module
 from raynas.cli import main as cli_main
 from raynas.config import ConfigError, load_config
 from raynas.export import evaluate_accuracy, export_trial, load_exported
+from raynas.files import trial_dirs_of
 from raynas.runner import trial_settings
 from tests.conftest import QUICKSTART, REPO
 from tests.test_analysis import real_experiment, write_experiment, write_state, write_trial
@@ -81,7 +82,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def reported_val_acc(
     folder: Path, trial_id: str, metric: str = "val_acc"
 ) -> tuple[float, dict[str, Any]]:
-    tdir = next(folder.glob(f"*_{trial_id}_*"))
+    (tdir,) = trial_dirs_of(folder, trial_id)
     last = json.loads((tdir / "result.json").read_text().splitlines()[-1])
     return float(last[metric]), raynas.load(folder).trial_config(trial_id)
 

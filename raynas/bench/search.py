@@ -32,7 +32,6 @@ from __future__ import annotations
 import heapq
 import json
 import math
-import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -615,9 +614,12 @@ def run_search_via_tune(
 
 
 def _trial_order(folder: Path) -> int:
-    """The trial's creation counter, from Tune's folder name ``<Trainable>_<id>_<n>_...``."""
-    m = re.match(r"^[^_]+_[0-9a-f]+_(\d+)_", folder.name)
-    return int(m.group(1)) if m else 0
+    """The trial's creation counter, from its folder's name (``trial<n>-...``, or Tune's
+    ``<Trainable>_<id>_<n>_...``)."""
+    from raynas.files import parse_trial_dir_name
+
+    index = parse_trial_dir_name(folder.name)[0]
+    return 0 if index is None else index
 
 
 def _tune_records(path: Path) -> list[dict[str, Any]]:
