@@ -200,8 +200,10 @@ def _complete_result_file(folder: Path, entry: Mapping[str, Any]) -> None:
                 continue
     if result.get("training_iteration") in iterations:
         return
+    cut = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
     with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(_jsonable(result)) + "\n")
+        # A line the kill cut stays a line of its own (unreadable, skipped), not glued.
+        f.write(("\n" if cut else "") + json.dumps(_jsonable(result)) + "\n")
 
 
 def apply_journal(folder: Path) -> int:
@@ -412,6 +414,12 @@ class Journal(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict, **info: Any
     ) -> None:
+        if result.get("done"):
+            # The trial's last result: journaled now, before Tune's logger writes its row (the
+            # runner puts this callback first) and before Tune ends the trial, so a kill in
+            # between never trains its last epoch again (the resume appends a missing row).
+            self._record(trial, FINISHED, unflatten(result))
+            return
         self._save_scheduler()
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:

@@ -434,11 +434,13 @@ def _tune_objects(exp: Experiment, uri: str, verbose: bool | str, tune_cfg: Any)
     from raynas.strategies.base import NASSearcher
 
     root, _, name = uri.rstrip("/").rpartition("/")
-    callbacks: list[Any] = [TrialPrinter(exp, level=verbose), *result_loggers()]
+    callbacks: list[Any] = [TrialPrinter(exp, level=verbose)]
     local = _local_path(uri)
     if local is not None:
         searcher = tune_cfg.search_alg if isinstance(tune_cfg.search_alg, NASSearcher) else None
+        # Before the result loggers: a trial's last result is journaled before its row.
         callbacks.append(Journal(local, tune_cfg.scheduler, searcher))
+    callbacks += result_loggers()
     if exp.report.live and local is not None:
         from raynas.report.callback import LiveReport
 
