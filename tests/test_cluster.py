@@ -63,6 +63,9 @@ exp = {
     "resources": {"cpu": 1, "gpu": 0.5},
     "failure": {"max_retries": 3},
     "checkpoint": {"every": 1, "keep": 1},
+    # A fresh actor per trial: with reuse, Tune once retried a trial twice on the removed
+    # node's cached actor (same actor id, "Connection reset by peer") and gave up on it.
+    "reuse_actors": False,
     "storage": storage,
     "seed": 0,
 }
