@@ -30,6 +30,7 @@ CLI_EXTENSIONS: tuple[str, ...] = (
     "raynas.retrain",
     "raynas.config_reference",
     "raynas.report.cli",
+    "raynas.latency.cli",
 )
 
 EPILOG = """examples:

@@ -25,7 +25,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 SCHEDULERS = ("fifo", "asha", "hyperband", "median", "pbt_evolution")
-COST_METRICS = ("params", "flops", "latency_ms")
+COST_METRICS = ("params", "flops", "latency_ms", "latency_pred_ms")
+#: The latency predicted from ``objective.latency_model`` (a ``raynas latency profile`` table).
+LATENCY_PRED_METRIC = "latency_pred_ms"
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     "<": operator.lt,
@@ -214,7 +216,14 @@ class ObjectiveConfig(_Model):
     mode: Literal["max", "min"] = "max"
     """max or min."""
     constraints: list[str] = Field(default_factory=list)
-    """Hard limits such as 'params <= 1e6' (params and flops are checked before training)."""
+    """Hard limits such as 'params <= 1e6' (params, flops and latency_pred_ms are checked before
+    training)."""
+    latency_model: str | None = None
+    """A latency table written by `raynas latency profile` (JSON; a relative path is relative
+    to the config file): each candidate's latency_pred_ms (its blocks' medians plus the fitted
+    overhead, at the profile's device, batch and input shape) is predicted on the driver before
+    it is proposed, so a constraint on it never costs a trial, and every trial reports it;
+    null: no latency_pred_ms."""
     also: list[ExtraObjective] = Field(default_factory=list)
     """Further objectives ({metric, mode}) for a Pareto strategy such as moea."""
     scalarize: dict[str, float] | None = None
@@ -297,6 +306,41 @@ class ReportConfig(_Model):
     """Architectures drawn (the top-k)."""
 
 
+class CallbackConfig(_Model):
+    """An experiment tracker (``callbacks:``): a name, or a mapping with its options."""
+
+    name: Literal["tensorboard", "csv", "json", "mlflow", "wandb"]
+    """tensorboard, csv and json are written always (accepted, change nothing); mlflow and
+    wandb need the extras raynas[mlflow] / raynas[wandb]."""
+    tracking_uri: str | None = None
+    """mlflow: the store; null: sqlite:///<experiment folder>/mlflow.db."""
+    experiment_name: str | None = None
+    """mlflow: the MLflow experiment; null: the experiment's name."""
+    save_artifact: bool = False
+    """mlflow: upload each trial folder as the run's artifacts at its end."""
+    project: str | None = None
+    """wandb: the project; null: the experiment's name."""
+    group: str | None = None
+    """wandb: the run group; null: the experiment folder's name."""
+    mode: Literal["offline", "online", "disabled"] = "offline"
+    """wandb: offline keeps the runs in <experiment folder>/wandb (wandb sync uploads them);
+    online needs WANDB_API_KEY."""
+
+    @field_validator("tracking_uri", "experiment_name", "save_artifact")
+    @classmethod
+    def _mlflow_only(cls, v: Any, info: ValidationInfo) -> Any:
+        if v not in (None, False) and info.data.get("name") != "mlflow":
+            raise ValueError(f"is an mlflow option; {info.data.get('name')!r} has no such field")
+        return v
+
+    @field_validator("project", "group")
+    @classmethod
+    def _wandb_only(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None and info.data.get("name") != "wandb":
+            raise ValueError(f"is a wandb option; {info.data.get('name')!r} has no such field")
+        return v
+
+
 class FailureConfig(_Model):
     max_retries: int = Field(0, ge=-1)
     """Retries of a failed trial from its last checkpoint (-1: without limit)."""
@@ -353,6 +397,16 @@ class Experiment(_Model):
     reuse_actors: bool | None = None
     """Reuse Tune's trial actors between trials (no re-import of torch per trial); null: when
     the trainable implements reset_config."""
+    callbacks: list[CallbackConfig] = Field(default_factory=list)
+    """Experiment trackers, e.g. [mlflow] or [{name: wandb, mode: offline}]; each trial is a
+    run with its arch string and cost as parameters."""
+
+    @field_validator("callbacks", mode="before")
+    @classmethod
+    def _callback_names(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"name": x} if isinstance(x, str) else x for x in v]
+        return v
 
     @field_validator("name")
     @classmethod
@@ -422,10 +476,16 @@ def parse_constraint(text: str) -> tuple[str, str, float]:
 
 
 def violated_constraints(constraints: Sequence[str], cost: Mapping[str, float]) -> list[str]:
-    """The constraints (as written) that ``cost`` violates."""
+    """The constraints (as written) that ``cost`` violates.
+
+    A ``latency_pred_ms`` constraint is skipped where ``cost`` lacks that metric (a trainable
+    that does not predict it): the driver checked it before proposing the candidate.
+    """
     out = []
     for c in constraints:
         metric, op, bound = parse_constraint(c)
+        if metric == LATENCY_PRED_METRIC and metric not in cost:
+            continue
         if not _OPS[op](float(cost[metric]), bound):
             out.append(c)
     return out
@@ -525,6 +585,13 @@ def experiment_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = Non
         paths = data.get("plugin_path", [str(here)])
         if isinstance(paths, list):
             data["plugin_path"] = [str(here / str(p)) for p in paths]  # absolute stays
+    objective = data.get("objective")
+    if base_dir is not None and isinstance(objective, Mapping):
+        model = objective.get("latency_model")
+        if isinstance(model, str) and model and not Path(model).expanduser().is_absolute():
+            # Kept absolute, as the experiment folder keeps this config (resume reads it).
+            here = base_dir.expanduser().resolve()
+            data["objective"] = {**objective, "latency_model": str(here / model)}
     space = data.get("space")
     if base_dir is not None and isinstance(space, str) and space.endswith((".yaml", ".yml")):
         p = Path(space)
@@ -618,6 +685,53 @@ def reuse_actors(exp: Experiment) -> bool:
     return _capabilities(exp)[1]
 
 
+# --- latency tables ----------------------------------------------------------------------
+def load_latency_model(path: str, space: str, space_args: Mapping[str, Any]) -> Any:
+    """The predictor of ``objective.latency_model``: a :class:`raynas.latency.LatencyTable`
+    checked to cover ``space`` with ``space_args``; ``predict_ms(arch)`` is latency_pred_ms.
+
+    Raises:
+        ValueError: (``raynas.latency.LatencyError``) a missing or unreadable file, not a
+            table, or one profiled for another space.
+    """
+    from raynas.latency import LatencyTable
+
+    return LatencyTable.load(path, space=space, space_args=space_args)
+
+
+def latency_model_problems(exp: Experiment, *, load: bool = True) -> list[str]:
+    """``field: message`` lines about latency_pred_ms and ``objective.latency_model``: a
+    config that names the metric needs a table, and the table must load and cover the
+    experiment's space (checked when ``load``: the space itself resolves)."""
+    obj = exp.objective
+    named = [
+        *(
+            f"objective.constraints ({c!r})"
+            for c in obj.constraints
+            if parse_constraint(c)[0] == LATENCY_PRED_METRIC
+        ),
+        *(["objective.metric"] if obj.metric == LATENCY_PRED_METRIC else []),
+        *(["objective.also"] if any(o.metric == LATENCY_PRED_METRIC for o in obj.also) else []),
+        *(["objective.scalarize"] if LATENCY_PRED_METRIC in (obj.scalarize or {}) else []),
+    ]
+    if obj.latency_model is None:
+        if not named:
+            return []
+        return [
+            f"objective.latency_model: {named[0]} names {LATENCY_PRED_METRIC}, which is "
+            "predicted from a latency table; write one with `raynas latency profile --space "
+            f"{exp.space} --device cpu --out lat.json` and set objective.latency_model: lat.json "
+            "(or use the measured latency_ms)"
+        ]
+    if not load:
+        return []
+    try:
+        load_latency_model(obj.latency_model, exp.space, exp.space_args)
+    except ValueError as err:
+        return [f"objective.latency_model: {err}"]
+    return []
+
+
 # --- semantic checks (registries, files, hardware) --------------------------------------
 EMBEDDED_DATASETS = ("digits", "wine", "breast_cancer")
 
@@ -652,6 +766,12 @@ def check_experiment(exp: Experiment, *, address: str | None = None) -> None:
             where = f"space file {exp.space!r}"
             text = f"{where} is not valid YAML: {yaml_problem(err.__cause__)}; fix the syntax there"
         errors.append(f"{field}: {text}")
+
+    errors.extend(latency_model_problems(exp, load=space is not None))
+    if exp.callbacks:
+        from raynas.tracking import check_tracking
+
+        errors.extend(check_tracking(exp))
 
     trainable = None
     try:

@@ -9,6 +9,7 @@ the schema, ``raynas config show`` and ``docs/config.md`` cannot disagree;
 from __future__ import annotations
 
 import argparse
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ def _value(value: Any) -> str:
     """One value in YAML's flow style, on one line."""
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
+    elif isinstance(value, list):  # e.g. callbacks: a list of sections
+        value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
     return (
         yaml.safe_dump(value, default_flow_style=True, width=10**6)
         .strip()
@@ -103,9 +106,18 @@ def reference() -> str:
 
     for name, field in Experiment.model_fields.items():
         annotation = field.annotation
+        item = (typing.get_args(annotation) or (None,))[0]
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             for sub, sub_field in annotation.model_fields.items():
                 row(f"{name}.{sub}", sub_field)
+        elif (
+            typing.get_origin(annotation) is list
+            and isinstance(item, type)
+            and (issubclass(item, BaseModel))
+        ):  # a list of sections (callbacks): the list, then the fields of one item
+            row(name, field)
+            for sub, sub_field in item.model_fields.items():
+                row(f"{name}[].{sub}", sub_field)
         else:
             row(name, field)
     from raynas.registry import STRATEGIES

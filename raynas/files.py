@@ -50,15 +50,30 @@ def parse_trial_dir_name(name: str) -> tuple[int | None, str | None]:
     return index, (parts[1] if len(parts) > 1 else None)
 
 
-def trial_dirs_of(folder: Path, trial_id: str) -> list[Path]:
-    """The trial folders of ``trial_id`` in an experiment ``folder`` (raynas' names, or Tune's
-    default ``<Trainable>_<trial id>_<index>_...``)."""
-    return [
-        p
-        for p in Path(folder).iterdir()
-        if p.is_dir()
-        and (
-            (p.name.startswith("trial") and p.name.endswith(f"-{trial_id}"))
-            or f"_{trial_id}_" in p.name
-        )
-    ]
+def trial_dirs(folder: Path) -> dict[str, list[Path]]:
+    """``{trial id: [its folders]}`` of an experiment ``folder``, from one listing.
+
+    raynas' names are split by :func:`parse_trial_dir_name`. Tune's default names
+    (``<Trainable>_<trial id>_<index>_...``) cannot be split reliably (trial ids may hold
+    ``_``); they are listed under the key ``""`` and :func:`trial_dirs_of` matches them by
+    ``_<trial id>_``.
+    """
+    out: dict[str, list[Path]] = {}
+    for path in Path(folder).iterdir():
+        if not path.is_dir():
+            continue
+        ours = path.name.startswith("trial") and "-" in path.name
+        key = (parse_trial_dir_name(path.name)[1] or "") if ours else ""
+        out.setdefault(key, []).append(path)
+    return out
+
+
+def trial_dirs_of(
+    folder: Path, trial_id: str, *, index: dict[str, list[Path]] | None = None
+) -> list[Path]:
+    """The folders of ``trial_id`` in an experiment ``folder``; pass ``index`` (from
+    :func:`trial_dirs`) to look up many trials with one listing."""
+    by_id = trial_dirs(folder) if index is None else index
+    found = list(by_id.get(trial_id, []))
+    found += [p for p in by_id.get("", []) if f"_{trial_id}_" in p.name]
+    return found

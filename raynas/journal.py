@@ -22,7 +22,10 @@ rungs. Two files close those gaps:
   atomically after every result the scheduler saw; Tune's trials inside it are stored by id and
   bound to the restored trials at the first step of the resumed run.
 
-PBT (``pbt_evolution``) keeps Tune's own resume: its scheduler state is not saved here.
+PBT (``pbt_evolution``, :class:`raynas.schedulers.ArchPBT`) is saved too: its population's
+state, its synchronous barrier, its explorer's RNG and Python's ``random``. An exploit changes
+Tune's trials (config, checkpoint) as well as the scheduler, so PBT's state is saved inside
+``raynas_snapshot.pkl``, with the Tune state of the same step, and put back with it.
 
 A line cut by a kill (the last one) is ignored with a warning. Reading the folder at any moment
 gives one consistent view: every line before the last newline is whole.
@@ -44,7 +47,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from raynas.files import JOURNAL_FILE, SNAPSHOT_FILE, STATE_FILE, trial_dirs_of
+from raynas.files import JOURNAL_FILE, SNAPSHOT_FILE, STATE_FILE, trial_dirs, trial_dirs_of
 
 __all__ = ["Journal", "apply_journal", "install_snapshot", "read_journal"]
 
@@ -147,6 +150,9 @@ def install_snapshot(folder: Path) -> int:
     except FileNotFoundError:
         return 0
     for name, data in files.items():
+        if name == STATE_FILE:  # a scheduler saved with the snapshot (PBT)
+            _atomic_write(Path(folder) / name, data)
+            continue
         prefix = next(p for p in TUNE_STATE_PREFIXES if name.startswith(p))
         for other in Path(folder).glob(f"{prefix}*"):
             if other.name != name:  # another session's, or a torn copy: Tune must not pick it
@@ -180,17 +186,19 @@ def extend_trials(folder: Path, trials: int) -> int:
     return int(state.get("counter", 0))
 
 
-def _complete_result_file(folder: Path, entry: Mapping[str, Any]) -> None:
+def _complete_result_file(
+    folder: Path, entry: Mapping[str, Any], index: dict[str, list[Path]]
+) -> None:
     """Append the journaled final result to the trial's ``result.json`` when the kill came
     between the journal line and Tune's logger writing that row (a stop is journaled when the
     scheduler decides it, before the row is written)."""
     result = entry.get("result")
     if not isinstance(result, Mapping):
         return
-    trial_dirs = trial_dirs_of(folder, str(entry["trial_id"]))
-    if len(trial_dirs) != 1:
+    found = trial_dirs_of(folder, str(entry["trial_id"]), index=index)
+    if len(found) != 1:
         return
-    path = trial_dirs[0] / "result.json"
+    path = found[0] / "result.json"
     iterations = set()
     if path.is_file():
         for line in path.read_text().splitlines():
@@ -215,8 +223,9 @@ def apply_journal(folder: Path) -> int:
     replaced atomically. Returns how many trials were updated in the snapshot.
     """
     finished = finished_trials(folder)
+    index = trial_dirs(Path(folder)) if finished else {}
     for done in finished.values():
-        _complete_result_file(Path(folder), done)
+        _complete_result_file(Path(folder), done, index)
     states = sorted(glob.glob(str(Path(folder) / "experiment_state-*.json")))
     if not finished or not states:
         return 0
@@ -314,15 +323,21 @@ class Journal(Callback):
 
     def __init__(self, folder: Path, scheduler: Any = None, searcher: Any = None) -> None:
         self.folder = Path(folder)
-        # Only the stopping schedulers (DurableStops: ASHA, HyperBand, median) are saved and
-        # restored; PBT's state (checkpoint futures, the synchronous barrier) is left to Tune.
+        # raynas' schedulers are saved and restored: the stopping ones (DurableStops: ASHA,
+        # HyperBand, median) and PBT (ArchPBT); another one is left to Tune.
         durable = scheduler is not None and hasattr(scheduler, "journal")
         self.scheduler = scheduler if durable else None
+        #: PBT's state is saved inside the snapshot, at the end of each step, so that it always
+        #: matches Tune's trials (an exploit changes a trial's config and checkpoint there).
+        self._with_snapshot = durable and getattr(scheduler, "save_with_snapshot", False)
         self.searcher = searcher
         if durable:
             scheduler.journal = self  # its stops are journaled when decided (DurableStops)
         self._started = False
         self._copied: dict[str, bytes] = {}
+        #: Trials journaled as finished in this session: Tune's end of the trial that follows
+        #: (``on_trial_complete``) is not written again (each line is an fsync).
+        self._finished: set[str] = set()
         #: Why the scheduler's state could not be saved (None: it was, or there is none).
         self.unsaved: str | None = None
 
@@ -345,6 +360,9 @@ class Journal(Callback):
         if type(state.get("scheduler")) is not type(self.scheduler):
             return
         self.scheduler.__dict__.update(state["scheduler"].__dict__)
+        after_restore = getattr(self.scheduler, "after_restore", None)
+        if callable(after_restore):
+            after_restore()
         # Trials created after the last save: the scheduler meets them as new ones.
         for trial in by_id.values():
             if trial.status not in ("TERMINATED", "ERROR") and not _knows(self.scheduler, trial):
@@ -388,6 +406,10 @@ class Journal(Callback):
             }
         except OSError:
             return
+        if self._with_snapshot:
+            state = self._scheduler_bytes()
+            if state is not None:
+                files[STATE_FILE] = state
         if files == self._copied:
             return
         data = pickle.dumps(files, protocol=pickle.HIGHEST_PROTOCOL)
@@ -396,9 +418,10 @@ class Journal(Callback):
         os.replace(tmp, self.folder / SNAPSHOT_FILE)
         self._copied = files
 
-    def _save_scheduler(self) -> None:
+    def _scheduler_bytes(self) -> bytes | None:
+        """The scheduler pickled with its trials by id (None: it cannot be, said once)."""
         if self.scheduler is None or self.unsaved is not None:
-            return
+            return None
         buf = io.BytesIO()
         try:
             _TrialPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump({"scheduler": self.scheduler})
@@ -408,8 +431,15 @@ class Journal(Callback):
                 f"warning: the {type(self.scheduler).__name__} state cannot be saved "
                 f"({self.unsaved}); `raynas resume` would restart its bookkeeping\n"
             )
-            return
-        _atomic_write(self.folder / STATE_FILE, buf.getvalue())
+            return None
+        return buf.getvalue()
+
+    def _save_scheduler(self) -> None:
+        if self._with_snapshot:
+            return  # saved with the snapshot at the end of the step
+        data = self._scheduler_bytes()
+        if data is not None:
+            _atomic_write(self.folder / STATE_FILE, data)
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict, **info: Any
@@ -426,6 +456,8 @@ class Journal(Callback):
         self._save_scheduler()
 
     def _record(self, trial: Any, status: str, result: Mapping[str, Any] | None = None) -> None:
+        if status == FINISHED:
+            self._finished.add(trial.trial_id)
         _append(
             self.folder / JOURNAL_FILE,
             {
@@ -442,6 +474,9 @@ class Journal(Callback):
         self._record(trial, FINISHED, unflatten(result))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        if trial.trial_id in self._finished:  # its done result or its stop is journaled
+            self._save_scheduler()
+            return
         self._record(trial, FINISHED)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:

@@ -323,6 +323,7 @@ def checkpoints_to_keep(exp: Experiment) -> int | None:
 #: it starts to learn from results.
 WARMUP_ARGUMENTS = {
     "bo": "num_init",
+    "bohb": "min_points_in_model",
     "evolution": "population_size",
     "moea": "population_size",
     "tpe": "n_initial_points",
@@ -343,6 +344,11 @@ def _budget_warnings(exp: Experiment) -> list[str]:
             size = exp.strategy.args.get(warmup, strategy_arguments(STRATEGIES.get(name))[warmup])
         except (RegistryError, KeyError):
             size = None
+        if size is None and name == "bohb":  # null: one more than the space's genes
+            try:
+                size = len(resolve_space(exp.space, exp.space_args).genes) + 1
+            except (RegistryError, SpaceDefinitionError, TypeError, ValueError):
+                size = None
         if isinstance(size, int) and size >= trials:
             out.append(
                 f"warning: strategy.{warmup}: {size} is not below budget.trials ({trials}), so "
@@ -432,6 +438,7 @@ def _tune_objects(exp: Experiment, uri: str, verbose: bool | str, tune_cfg: Any)
     from raynas.loggers import result_loggers
     from raynas.progress import StopRecorder, TargetStop, TrialPrinter
     from raynas.strategies.base import NASSearcher
+    from raynas.tracking import tracking_callbacks
 
     root, _, name = uri.rstrip("/").rpartition("/")
     callbacks: list[Any] = [TrialPrinter(exp, level=verbose)]
@@ -441,11 +448,13 @@ def _tune_objects(exp: Experiment, uri: str, verbose: bool | str, tune_cfg: Any)
         # Before the result loggers: a trial's last result is journaled before its row.
         callbacks.append(Journal(local, tune_cfg.scheduler, searcher))
     callbacks += result_loggers()
+    callbacks += tracking_callbacks(exp, local)
     if exp.report.live and local is not None:
         from raynas.report.callback import LiveReport
 
         callbacks.append(LiveReport(local, exp.report.interval_s, exp.report.top))
     targets = stop_targets(exp)
+    every = checkpoint_every(exp)
     if (exp.budget.time_s is not None or targets is not None) and local is not None:
         callbacks.append(
             StopRecorder(local / STOPS_FILE, exp.budget.time_s, exp.train.epochs, targets)
@@ -460,8 +469,8 @@ def _tune_objects(exp: Experiment, uri: str, verbose: bool | str, tune_cfg: Any)
             failure_config=tune.FailureConfig(max_failures=exp.failure.max_retries),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=checkpoints_to_keep(exp),
-                checkpoint_frequency=checkpoint_every(exp),
-                checkpoint_at_end=checkpoint_every(exp) > 0,
+                checkpoint_frequency=every,
+                checkpoint_at_end=every > 0,
             ),
         ),
     }
@@ -830,14 +839,20 @@ def _extended(exp: Experiment, overrides: Sequence[str]) -> Experiment:
     """``exp`` with a resume's ``--set`` applied; only :data:`RESUME_OVERRIDES` may change."""
     if not overrides:
         return exp
-    for item in overrides:
-        key = item.partition("=")[0].strip()
-        if key not in RESUME_OVERRIDES:
-            raise ConfigError(
-                [f"--set {item!r}: a resume can change only {', '.join(RESUME_OVERRIDES)}; "
-                 "start a new experiment (`raynas run CONFIG --name NEW`) to change the rest"]
-            )  # fmt: skip
     new = load_config(exp.to_dict(), overrides=overrides)
+    old_fields, new_fields = _dotted(exp.to_dict()), _dotted(new.to_dict())
+    changed = sorted(
+        k
+        for k in old_fields.keys() | new_fields.keys()
+        if old_fields.get(k) != new_fields.get(k)
+        and not any(k == a or k.startswith(a + ".") for a in RESUME_OVERRIDES)
+    )
+    if changed:
+        raise ConfigError(
+            [f"--set {key}: a resume can change only {', '.join(RESUME_OVERRIDES)}; start a "
+             "new experiment (`raynas run CONFIG --name NEW`) to change the rest"
+             for key in changed]
+        )  # fmt: skip
     if new.budget.trials < exp.budget.trials:
         raise ConfigError(
             [f"budget.trials: {new.budget.trials} is below the experiment's "
@@ -849,6 +864,16 @@ def _extended(exp: Experiment, overrides: Sequence[str]) -> Experiment:
              "experiment with --warm-start"]
         )  # fmt: skip
     return new
+
+
+def _dotted(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A config dict's leaves by dotted path (``budget.trials``); lists are leaves."""
+    if not isinstance(tree, dict) or not tree:
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_dotted(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
 
 
 def _extend(folder: Path, exp: Experiment, new: Experiment) -> None:

@@ -28,6 +28,7 @@ again (up to 20 times, then the child keeps its donor's architecture).
 from __future__ import annotations
 
 import copy
+import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -213,20 +214,60 @@ class DurableMedian(DurableStops, MedianStoppingRule):
 
 
 class ArchPBT(PopulationBasedTraining):
-    """Tune's PBT with the two fairness rules of this module's docstring.
+    """Tune's PBT with the two fairness rules of this module's docstring, whose state survives
+    a resume.
+
+    Tune does not save a scheduler with the experiment. This one is saved by the experiment
+    journal (``raynas.journal.Journal``, which sets :attr:`journal`) after every result: the
+    population's per-trial state (last score, last checkpoint, the time of its last
+    perturbation, the synchronous barrier ``_next_perturbation_sync``), the explorer with its
+    RNG, and the state of Python's ``random``, from which Tune's PBT picks the trial to clone.
+    A checkpoint still being saved when the state is written (a Ray future) is saved as the
+    trial's latest registered checkpoint.
 
     Args:
         epochs: A trial's planned length (``train.epochs``).
         mutation_grace: Extra epochs a child with a changed architecture trains before it is
             ranked again.
+        seed: Seeds Python's ``random`` in the driver (Tune's PBT draws whom to clone from it),
+            so the same seed gives the same lineage; None leaves it alone.
         **kwargs: ``PopulationBasedTraining``'s arguments.
     """
 
-    def __init__(self, *, epochs: int, mutation_grace: int = 1, **kwargs: Any) -> None:
+    #: The experiment journal that saves this scheduler (set by it; None: not saved).
+    journal: Any = None
+    #: Saved with Tune's snapshot of each step, not after each result (see the journal).
+    save_with_snapshot = True
+
+    def __init__(
+        self, *, epochs: int, mutation_grace: int = 1, seed: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.epochs, self.mutation_grace = int(epochs), int(mutation_grace)
         #: The last epoch at which a trial may exploit another.
         self.last_exploit_epoch = self.epochs - self._perturbation_interval - self.mutation_grace
+        if seed is not None:
+            random.seed(seed)
+
+    def __getstate__(self) -> dict[str, Any]:
+        from ray.train._internal.session import _FutureTrainingResult
+
+        state = dict(self.__dict__)
+        trial_state = {}
+        for trial, entry in self._trial_state.items():
+            if isinstance(entry.last_checkpoint, _FutureTrainingResult):  # a pending save
+                entry = copy.copy(entry)
+                entry.last_checkpoint = trial.checkpoint
+            trial_state[trial] = entry
+        state["_trial_state"] = trial_state
+        state["python_random"] = random.getstate()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        python_random = state.pop("python_random", None)
+        self.__dict__.update(state)
+        if python_random is not None:
+            random.setstate(python_random)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         epoch = result.get(self._time_attr)
@@ -234,10 +275,65 @@ class ArchPBT(PopulationBasedTraining):
             return str(TrialScheduler.CONTINUE)  # too late for a child to recover
         return str(super().on_trial_result(tune_controller, trial, result))
 
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        trial = super().choose_trial_to_run(tune_controller)
+        if trial is not None:
+            _drop_stale_stop(tune_controller, trial)
+        return trial
+
+    def after_restore(self) -> None:
+        """Called by the journal once this state is bound to the trials of a resumed run.
+
+        A trial whose last result was recorded here after the checkpoint Tune kept (the kill
+        came between the result and its save) goes back to that checkpoint's result: it trains
+        to the barrier again (deterministically, from that checkpoint) instead of waiting
+        there with older weights that a lower-quantile trial would clone.
+        """
+        for trial, state in self._trial_state.items():
+            kept = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
+            metrics = getattr(kept, "metrics", None) or {}
+            at = metrics.get(self._time_attr)
+            if not isinstance(at, int | float) or state.last_train_time <= at:
+                continue
+            state.last_train_time = at
+            state.last_result = dict(metrics)
+            if self._metric in metrics:
+                state.last_score = self._metric_op * metrics[self._metric]
+            state.last_checkpoint = None
+
+    def _checkpoint_or_exploit(
+        self, trial: Any, tune_controller: Any, upper_quantile: list, lower_quantile: list
+    ) -> None:
+        if trial in upper_quantile and trial.status == "PENDING" and trial.checkpoint:
+            # After `raynas resume`, Tune requeues a trial that waited at the synchronous
+            # barrier as PENDING, with no actor to ask for a save (Tune's PBT would record no
+            # checkpoint, and nobody could clone it): its latest checkpoint is its state at the
+            # barrier, as a paused trial's is.
+            self._trial_state[trial].last_checkpoint = trial.checkpoint
+            self._num_checkpoints += 1
+            return
+        super()._checkpoint_or_exploit(trial, tune_controller, upper_quantile, lower_quantile)
+
     def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
         super()._exploit(tune_controller, trial, trial_to_clone)
         if trial.config.get("arch") != trial_to_clone.config.get("arch"):
             self._trial_state[trial].last_perturbation_time += self.mutation_grace
+
+
+def _drop_stale_stop(tune_controller: Any, trial: Any) -> None:
+    """Forget a STOP that Tune cached for a paused ``trial`` that is about to run again.
+
+    Exploiting a trial whose own save is still in flight makes Tune's ``pause_trial`` stop its
+    actor through a STOP decision cached "until the save resolves". The trial is then paused,
+    and when it runs again (its actor reused) that stale STOP is still cached: Tune executes it
+    at the next saved result and ends the trial epochs early (seen in 1 of 2 runs of
+    ``tests/test_pbt.py``'s synchronous quickstart, Ray 2.60). A trial chosen to run is
+    paused, so a STOP cached for it can only be that one.
+    """
+    controller = getattr(tune_controller, "_tune_controller", tune_controller)
+    cached = getattr(controller, "_cached_trial_decisions", None)
+    if isinstance(cached, dict) and cached.get(trial.trial_id) == TrialScheduler.STOP:
+        del cached[trial.trial_id]
 
 
 def _describe_change(old: Any, new: Any, path: str = "arch") -> str:
@@ -327,6 +423,7 @@ def build_scheduler(exp: Experiment) -> Any:
         epochs=exp.train.epochs,
         mutation_grace=args.pop("mutation_grace"),
         custom_explore_fn=explorer,
+        seed=exp.seed,
         hyperparam_mutations={},
         resample_probability=0.0,
         **args,

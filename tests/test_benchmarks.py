@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +38,19 @@ TINY = {
     "fidelity_rule.py": [
         *("--seeds", "2", "--budget", "10", "--strategies", "evolution", "--rules", "cap,rung"),
     ],
+    "latency_model.py": [
+        *("--space-arg", "stages=[[16,1],[24,2]]", "--space-arg", "max_depth=2"),
+        *("--repeats", "3", "--warmup", "1", "--networks", "3", "--archs", "3"),
+        *("--input-shape", "3,16,16"),
+    ],
+    "multifidelity.py": ["--seeds", "2", "--budgets", "10", "--full", "evolution,tpe"],
+    "subnet_ranking.py": [
+        *("--limit", "200", "--archs", "3", "--supernet-epochs", "1", "--scratch-epochs", "1"),
+    ],
+    "real_search.py": [
+        *("--minutes", "0.3", "--epochs", "1", "--retrain-epochs", "1", "--retrain-seeds", "0"),
+        *("--limit", "200", "--retrain-limit", "200", "--max-trials", "2"),
+    ],
     "gpu_throughput.py": ["--epochs", "1", "--C", "4", "--N", "1"],
     "proxies.py": [
         *("--archs", "1", "--table-archs", "6", "--batch", "8"),
@@ -49,6 +63,11 @@ TINY = {
 }
 
 
+#: Scripts that read the real Fashion-MNIST files (never downloaded).
+NEEDS_FASHION_MNIST = {"real_search.py", "subnet_ranking.py"}
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
 def test_every_benchmark_has_a_tiny_run() -> None:
     scripts = {p.name for p in (REPO / "benchmarks").glob("*.py")}
     assert scripts == set(TINY), "add tiny arguments for the new script"
@@ -57,6 +76,8 @@ def test_every_benchmark_has_a_tiny_run() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(TINY))
 def test_benchmark_runs_and_ends_with_json(script: str) -> None:
+    if script in NEEDS_FASHION_MNIST and not FASHION_MNIST.is_dir():
+        pytest.skip(f"{script} needs {FASHION_MNIST} (apt-get install dataset-fashion-mnist)")
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / script), *TINY[script]],
         cwd=REPO,

@@ -96,3 +96,12 @@ def test_a_strategy_seed_names_the_field_to_use(capsys) -> None:  # type: ignore
     assert code == 2
     err = capsys.readouterr().err
     assert "strategy.seed: the experiment sets it from seed" in err and "Traceback" not in err
+
+
+def test_show_of_a_config_with_trackers_loads_back(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "c.yaml"
+    path.write_text("name: c\ncallbacks: [mlflow, {name: wandb, project: p}]\n")
+    assert main(["config", "show", str(path)]) == 0
+    again = load_config(yaml.safe_load(capsys.readouterr().out))
+    assert again.callbacks == load_config(path).callbacks
+    assert [(c.name, c.project) for c in again.callbacks] == [("mlflow", None), ("wandb", "p")]

@@ -103,3 +103,32 @@ def test_the_quickstart_runs_under_pbt_evolution(tmp_path: Path, ray_session: No
     for _, row in cloned.iterrows():
         curve = result.curves[result.curves["trial_id"] == row["trial_id"]]
         assert (curve["from_trial"] != row["trial_id"]).any()
+
+
+def test_a_stale_stop_tune_cached_for_an_exploited_trial_is_dropped_when_it_runs_again() -> None:
+    """Tune's pause of an exploited trial whose save is in flight caches a STOP "until the save
+    resolves"; when the paused trial runs again that STOP would end it at its next saved
+    result (a trial of the synchronous quickstart ended after 2 of 4 epochs). ArchPBT drops it
+    when it chooses the trial, and leaves other trials' decisions alone."""
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+    from ray.tune.schedulers.pbt import _PBTTrialState
+
+    from raynas.schedulers import build_scheduler
+
+    pbt = build_scheduler(load_config(QUICKSTART, overrides=[*PBT, "scheduler.synch=true"]))
+    class Trial(SimpleNamespace):  # the fields the scheduler reads, hashable as trials are
+        __hash__ = object.__hash__
+
+    paused = Trial(trial_id="a", status="PAUSED", experiment_tag="a")
+    running = Trial(trial_id="b", status="RUNNING", experiment_tag="b")
+    for trial in (paused, running):
+        pbt._trial_state[trial] = _PBTTrialState(trial)
+    controller = SimpleNamespace(
+        get_trials=lambda: [paused, running],
+        _cached_trial_decisions={"a": TrialScheduler.STOP, "b": TrialScheduler.STOP},
+    )
+    wrapper = SimpleNamespace(_tune_controller=controller, get_trials=controller.get_trials)
+    assert pbt.choose_trial_to_run(wrapper) is paused
+    assert controller._cached_trial_decisions == {"b": TrialScheduler.STOP}

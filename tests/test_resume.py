@@ -91,3 +91,41 @@ def test_a_finished_search_extends_on_resume_as_if_it_had_asked_for_more(tmp_pat
         ]
         == 5
     )
+
+
+def test_a_resume_may_change_only_the_trial_budget() -> None:
+    from raynas.config import ConfigError, load_config
+    from raynas.runner import _extended
+
+    exp = load_config("examples/quickstart.yaml")
+    grown = _extended(exp, [f"budget.trials={exp.budget.trials + 2}"])
+    assert grown.budget.trials == exp.budget.trials + 2
+    assert _extended(exp, [f"train.lr={exp.train.lr}"]).train.lr == exp.train.lr  # unchanged
+    with pytest.raises(ConfigError) as err:
+        _extended(exp, ["train.lr=0.5", "seed=7"])
+    text = str(err.value)
+    assert "--set seed: a resume can change only budget.trials" in text
+    assert "--set train.lr:" in text
+    with pytest.raises(ConfigError, match="below the experiment's"):
+        _extended(exp, ["budget.trials=1"])
+
+
+def test_the_result_row_a_kill_cut_is_completed_for_raynas_and_tune_folder_names(
+    tmp_path: Path,
+) -> None:
+    """apply_journal finds each finished trial's folder (both name forms, one listing) and
+    appends its journaled last row when result.json lacks it."""
+    ours = tmp_path / "trial00001-3f2a9c1d-aaaa1111"
+    tunes = tmp_path / "ClassifyTrainable_bbbb_00002_2_edge=none_2026-12-02"
+    for folder in (ours, tunes):
+        folder.mkdir()
+        (folder / "result.json").write_text(json.dumps({"training_iteration": 1}) + "\n")
+    lines = [
+        {"trial_id": "aaaa1111", "status": "TERMINATED", "config": {}, "result": {"training_iteration": 2}},
+        {"trial_id": "bbbb_00002", "status": "TERMINATED", "config": {}, "result": {"training_iteration": 1}},
+    ]  # fmt: skip
+    (tmp_path / "raynas_journal.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    apply_journal(tmp_path)
+    rows = [json.loads(x) for x in (ours / "result.json").read_text().splitlines()]
+    assert [r["training_iteration"] for r in rows] == [1, 2]
+    assert len((tunes / "result.json").read_text().splitlines()) == 1  # already there

@@ -26,6 +26,14 @@ BUILTIN_TRAINABLES = {
         "trainables.oneshot.gdas:GdasTrainable",
         "one-shot GDAS: Gumbel-softmax single-path sampling",
     ),
+    "supernet": (
+        "trainables.supernet:SupernetTrainable",
+        "train a mobilenet supernet (single-path or sandwich sampling)",
+    ),
+    "subnet": (
+        "trainables.supernet:SubnetTrainable",
+        "evaluate a sub-network with weights inherited from a trained supernet",
+    ),
 }
 
 for _name, (_target, _description) in BUILTIN_TRAINABLES.items():

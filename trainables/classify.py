@@ -1,9 +1,10 @@
 """``classify``: the Tune trainable that builds a child network and trains it for classification.
 
 One Tune step is one epoch. The first thing a trial does is measure the child's cost
-(``params``, ``flops``, ``latency_ms`` on its own device) and check the experiment's
-constraints: a violating child is never trained and ends at once with
-``status: constraint_violated``. A child whose loss turns NaN/inf ends with
+(``params``, ``flops``, ``latency_ms`` on its own device in its training precision and memory
+format; with ``objective.latency_model`` also ``latency_pred_ms``, predicted from that
+profiled table) and check the experiment's constraints: a violating child is never trained
+and ends at once with ``status: constraint_violated``. A child whose loss turns NaN/inf ends with
 ``status: diverged``. Every result carries ``status``, the epoch metrics, the cost, and the
 architecture's id and string.
 
@@ -41,7 +42,14 @@ import torch
 from ray import tune
 from torch import nn
 
-from raynas.config import EMBEDDED_DATASETS, trial_settings, violated_constraints
+from raynas.config import (
+    EMBEDDED_DATASETS,
+    LATENCY_PRED_METRIC,
+    SHARED_KEY,
+    load_latency_model,
+    trial_settings,
+    violated_constraints,
+)
 from raynas.registry import load_plugins, resolve_space
 from trainables import checkpoint
 from trainables.cost import measure_cost
@@ -60,12 +68,15 @@ METRICS = (
     "params",
     "flops",
     "latency_ms",
+    "latency_pred_ms",
 )
 CHECKPOINT_FILE = "state.pt"
 
 _SPACES: dict[str, Any] = {}
 #: Measured cost of each child this worker process built (see :func:`child_cost`).
 _COSTS: dict[tuple[Any, ...], dict[str, int | float]] = {}
+#: Latency predictors (``objective.latency_model`` tables) this worker process read.
+_LATENCY_MODELS: dict[str, Any] = {}
 #: Optimizer steps between two checks that the running training loss is still finite (and
 #: at the end of every epoch): the loss is summed on the device, so a step never waits for
 #: the device to hand a number back; a diverged child trains at most this many steps on.
@@ -97,6 +108,7 @@ def child_cost(
     device: torch.device,
     latency_repeats: int,
     channels_last: bool = False,
+    amp: bool = False,
 ) -> dict[str, int | float]:
     """``params``, ``flops`` and ``latency_ms`` of a child, measured once per worker process.
 
@@ -104,14 +116,58 @@ def child_cost(
     cost, so a second trial of it in this process (a failure retry, a resumed or PBT-cloned
     trial, a repeat, a Hyperband pause) reuses the first measurement instead of a FLOP pass and
     ``3 + latency_repeats`` timed forwards. :func:`clear_cost_cache` forgets them.
+
+    ``latency_ms`` is the median of the timed batch-1 forwards after 3 warm-up ones, in the
+    memory format (``channels_last``) and precision (``amp``: fp16 autocast on a GPU) the child
+    trains in, i.e. as it would be deployed. It is taken where the trial runs: on a GPU shared
+    with other children (``resources.gpu < 1``) or a CPU busy with other trials it is noisy;
+    ``latency_pred_ms`` from a profiled table (``objective.latency_model``) is the stable one.
     """
-    key = (space_key, arch_id, tuple(input_shape), str(device), latency_repeats, channels_last)
+    key = (
+        space_key,
+        arch_id,
+        tuple(input_shape),
+        str(device),
+        latency_repeats,
+        channels_last,
+        amp,
+    )
     hit = _COSTS.get(key)
     if hit is None:
         hit = _COSTS[key] = measure_cost(
-            model, tuple(input_shape), device=device, latency_repeats=latency_repeats
+            model,
+            tuple(input_shape),
+            device=device,
+            latency_repeats=latency_repeats,
+            channels_last=channels_last,
+            amp=amp,
         ).as_dict()
     return dict(hit)
+
+
+def predicted_latency(config: dict[str, Any], arch: dict[str, Any]) -> dict[str, float]:
+    """``{"latency_pred_ms": ...}`` of ``arch`` from ``objective.latency_model``, else ``{}``.
+
+    The table comes from the object store when the runner shipped it
+    (:meth:`ClassifyTrainable.shared_objects`: worker nodes need no copy of the file), else
+    from the file; it is read once per worker process.
+    """
+    path = (config.get("objective") or {}).get("latency_model")
+    if not path:
+        return {}
+    ref = (config.get(SHARED_KEY) or {}).get("latency_model")
+    key = ref.hex() if ref is not None else f"{path}|{space_key(config)}"
+    if key not in _LATENCY_MODELS:
+        if ref is not None:
+            import ray
+
+            _LATENCY_MODELS[key] = ray.get(ref)
+        else:
+            spec = config["space"]
+            _LATENCY_MODELS[key] = load_latency_model(
+                path, spec["name"], dict(spec.get("args") or {})
+            )
+    return {LATENCY_PRED_METRIC: float(_LATENCY_MODELS[key].predict_ms(arch))}
 
 
 def clear_cost_cache() -> None:
@@ -547,17 +603,21 @@ class ClassifyTrainable(tune.Trainable):
         )
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.cost = child_cost(
-            self.model,
-            space_key=space_key(config),
-            arch_id=self.arch_id,
-            input_shape=tuple(self.data.input_shape),
-            device=self.device,
-            latency_repeats=int(self.train_cfg.get("latency_repeats", 10)),
-            channels_last=self.channels_last,
-        )
-        self.violations = violated_constraints(config.get("constraints", []), self.cost)
         self.amp = cuda and bool(self.train_cfg.get("amp", True))
+        self.cost = {
+            **child_cost(
+                self.model,
+                space_key=space_key(config),
+                arch_id=self.arch_id,
+                input_shape=tuple(self.data.input_shape),
+                device=self.device,
+                latency_repeats=int(self.train_cfg.get("latency_repeats", 10)),
+                channels_last=self.channels_last,
+                amp=self.amp,
+            ),
+            **predicted_latency(config, self.arch),
+        }
+        self.violations = violated_constraints(config.get("constraints", []), self.cost)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.optimizer = make_optimizer(self.model.parameters(), self.train_cfg)
         self.scheduler = make_lr_schedule(self.optimizer, self._steps_per_epoch(), self.train_cfg)
@@ -683,6 +743,15 @@ class ClassifyTrainable(tune.Trainable):
             return {"params": count_params(model), "flops": count_flops(model, shape)}
 
         return cost
+
+    @staticmethod
+    def shared_objects(exp: Any) -> dict[str, Any]:
+        """With ``objective.latency_model``: the checked table, which the runner hands to
+        every worker through the object store (see :func:`predicted_latency`)."""
+        path = exp.objective.latency_model
+        if not path:
+            return {}
+        return {"latency_model": load_latency_model(path, exp.space, dict(exp.space_args))}
 
     @staticmethod
     def check_config(exp: Any) -> list[str]:

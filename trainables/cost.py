@@ -1,5 +1,9 @@
 """Cost metrics of a child network: parameters, FLOPs and batch-1 latency.
 
+Latency here is *measured* where the trial runs (``latency_ms``): the median of timed forwards
+after warm-up ones, in the child's precision and memory format. It is noisy on a shared
+device; ``latency_pred_ms`` from a profiled table (:mod:`raynas.latency`) is the stable one.
+
 FLOPs are counted by :class:`torch.utils.flop_counter.FlopCounterMode` on one sample (batch 1),
 as torch counts them: a multiply-add is **2** FLOPs, and only the operators torch has formulas
 for are counted (convolutions, matrix products, attention); element-wise operations, batch
@@ -22,7 +26,14 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["Cost", "count_flops", "count_params", "measure_cost", "measure_latency_ms"]
+__all__ = [
+    "Cost",
+    "count_flops",
+    "count_params",
+    "latency_samples_ms",
+    "measure_cost",
+    "measure_latency_ms",
+]
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,88 @@ def count_flops(
     return int(counter.get_total_flops())
 
 
+def latency_samples_ms(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    *,
+    device: str | torch.device | None = None,
+    batch: int = 1,
+    warmup: int = 3,
+    repeats: int = 10,
+    channels_last: bool = False,
+    amp: bool = False,
+    clock: str = "wall",
+) -> list[float]:
+    """Times of ``repeats`` forward passes, in milliseconds, after ``warmup`` untimed ones.
+
+    Each timed forward runs alone (with ``torch.cuda.synchronize`` before and after it on
+    CUDA), under ``torch.no_grad()`` in eval mode, on a fixed random input of ``batch``
+    examples in the model's dtype; ``channels_last`` gives a 4-d input that memory format
+    (convert the model too) and ``amp`` runs under ``torch.autocast`` in fp16 on CUDA (no
+    effect on a CPU), the way the child is deployed after training with those settings.
+
+    On a CPU, denormal floats are flushed to zero while timing: the activations of an
+    untrained network decay into denormals, which x86 CPUs compute many times slower (twice
+    the time for a whole mobilenet child here), and a trained, deployed network has none.
+
+    ``clock="cpu"`` times with this thread's CPU time (``time.thread_time``) instead of the
+    wall clock: on a CPU shared with other processes it leaves out the time the forward
+    waited for a core; it counts one thread only, so it needs ``torch.get_num_threads() == 1``
+    and a CPU model.
+
+    Args:
+        model: The model; it must already live on ``device``.
+        input_shape: Shape of one example without the batch dimension.
+        device: Where to run; defaults to the model's device.
+        batch: Examples per forward, ``>= 1``.
+        warmup: Untimed forwards first, ``>= 0``.
+        repeats: Timed forwards, ``>= 1``.
+        channels_last: Feed a channels_last input (4-d inputs only).
+        amp: Autocast to fp16 on CUDA.
+        clock: ``wall`` or ``cpu`` (one-thread CPU time, see above).
+
+    Returns:
+        The ``repeats`` times, in the order they were taken.
+
+    Raises:
+        ValueError: On a bad argument or a ``device`` other than the model's.
+    """
+    for name, value, low in (("batch", batch, 1), ("warmup", warmup, 0), ("repeats", repeats, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name}: must be an int >= {low}, got {value!r}")
+    x = _dummy_input(model, input_shape, device, batch=batch)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    cuda = x.device.type == "cuda"
+    if clock not in ("wall", "cpu"):
+        raise ValueError(f"clock: must be 'wall' or 'cpu', got {clock!r}")
+    if clock == "cpu" and (cuda or torch.get_num_threads() != 1):
+        raise ValueError(
+            "clock: 'cpu' times one thread's CPU time; use it on a CPU model with "
+            f"torch.set_num_threads(1) (now {torch.get_num_threads()} threads, {x.device})"
+        )
+    now = time.thread_time if clock == "cpu" else time.perf_counter
+    times: list[float] = []
+    autocast = torch.autocast(x.device.type, dtype=torch.float16, enabled=bool(amp and cuda))
+    flush = not cuda and torch.set_flush_denormal(True)
+    try:
+        with _eval_mode(model), torch.no_grad(), autocast:
+            for _ in range(warmup):
+                model(x)
+            for _ in range(repeats):
+                if cuda:
+                    torch.cuda.synchronize(x.device)
+                start = now()
+                model(x)
+                if cuda:
+                    torch.cuda.synchronize(x.device)
+                times.append((now() - start) * 1000.0)
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)  # torch's default; training keeps denormals
+    return times
+
+
 def measure_latency_ms(
     model: nn.Module,
     input_shape: tuple[int, ...],
@@ -99,11 +192,20 @@ def measure_latency_ms(
     device: str | torch.device | None = None,
     warmup: int = 3,
     repeats: int = 10,
+    channels_last: bool = False,
+    amp: bool = False,
 ) -> float:
     """Median wall-clock time of a batch-1 forward pass, in milliseconds.
 
-    Runs ``warmup`` untimed forwards, then times ``repeats`` forwards one by one (with
-    ``torch.cuda.synchronize`` around each on CUDA) and returns the median.
+    Runs ``warmup`` untimed forwards, then times ``repeats`` forwards one by one (see
+    :func:`latency_samples_ms`) and returns the median, in the precision (``amp``) and memory
+    format (``channels_last``) the child trains and is deployed in.
+
+    This is a measurement where the trial runs: on a GPU packed with other children
+    (``resources.gpu < 1``) or a CPU busy with other trials it includes their contention and
+    varies from run to run. ``latency_pred_ms`` (``objective.latency_model``, a table from
+    ``raynas latency profile`` taken on an idle target device) is the stable figure to
+    constrain and rank by.
 
     Args:
         model: The model; it must already live on ``device``.
@@ -111,6 +213,8 @@ def measure_latency_ms(
         device: Where to run; defaults to the model's device.
         warmup: Untimed forwards first, ``>= 0``.
         repeats: Timed forwards, ``>= 1``.
+        channels_last: Time a channels_last input (the model converted by the caller).
+        amp: Autocast to fp16 on CUDA.
 
     Returns:
         The median latency in milliseconds.
@@ -118,24 +222,15 @@ def measure_latency_ms(
     Raises:
         ValueError: On a bad argument or a ``device`` other than the model's.
     """
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup: must be an int >= 0, got {warmup!r}")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats: must be an int >= 1, got {repeats!r}")
-    x = _dummy_input(model, input_shape, device)
-    cuda = x.device.type == "cuda"
-    times: list[float] = []
-    with _eval_mode(model), torch.no_grad():
-        for _ in range(warmup):
-            model(x)
-        for _ in range(repeats):
-            if cuda:
-                torch.cuda.synchronize(x.device)
-            start = time.perf_counter()
-            model(x)
-            if cuda:
-                torch.cuda.synchronize(x.device)
-            times.append((time.perf_counter() - start) * 1000.0)
+    times = latency_samples_ms(
+        model,
+        input_shape,
+        device=device,
+        warmup=warmup,
+        repeats=repeats,
+        channels_last=channels_last,
+        amp=amp,
+    )
     return float(statistics.median(times))
 
 
@@ -145,6 +240,8 @@ def measure_cost(
     *,
     device: str | torch.device | None = None,
     latency_repeats: int = 10,
+    channels_last: bool = False,
+    amp: bool = False,
 ) -> Cost:
     """Parameters, FLOPs and latency of a model in one call.
 
@@ -153,6 +250,8 @@ def measure_cost(
         input_shape: Shape of one example without the batch dimension.
         device: Where to measure; defaults to the model's device.
         latency_repeats: Timed forwards for the latency median.
+        channels_last: Time a channels_last input (see :func:`measure_latency_ms`).
+        amp: Time under fp16 autocast on CUDA.
 
     Returns:
         The model's :class:`Cost`.
@@ -160,7 +259,14 @@ def measure_cost(
     return Cost(
         params=count_params(model),
         flops=count_flops(model, input_shape, device=device),
-        latency_ms=measure_latency_ms(model, input_shape, device=device, repeats=latency_repeats),
+        latency_ms=measure_latency_ms(
+            model,
+            input_shape,
+            device=device,
+            repeats=latency_repeats,
+            channels_last=channels_last,
+            amp=amp,
+        ),
     )
 
 
@@ -173,9 +279,13 @@ def _model_placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
 
 
 def _dummy_input(
-    model: nn.Module, input_shape: tuple[int, ...], device: str | torch.device | None
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    device: str | torch.device | None,
+    *,
+    batch: int = 1,
 ) -> torch.Tensor:
-    """A fixed random one-example batch on ``device`` in the model's floating dtype."""
+    """A fixed random batch of ``batch`` examples on ``device`` in the model's floating dtype."""
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else ()
     if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
         raise ValueError(
@@ -186,7 +296,7 @@ def _dummy_input(
     if dev.type != own.type or (dev.index is not None and own.index not in (None, dev.index)):
         raise ValueError(f"device: {dev} differs from the model's device {own}; move the model")
     generator = torch.Generator().manual_seed(0)
-    return torch.randn((1, *shape), generator=generator).to(device=dev, dtype=dtype)
+    return torch.randn((batch, *shape), generator=generator).to(device=dev, dtype=dtype)
 
 
 @contextmanager

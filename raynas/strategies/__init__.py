@@ -29,6 +29,8 @@ _BUILTIN_MODULES = (
     "bo",
     "tpe",
     "moea",
+    "optuna_search",
+    "bohb",
 )
 
 

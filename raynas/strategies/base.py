@@ -262,6 +262,16 @@ class NASSearcher(Searcher):
     def is_seen(self, arch: Arch) -> bool:
         return self.space.arch_id(arch) in self.seen
 
+    def unseen_mutant(self, arch: Arch, tries: int = 10) -> Arch | None:
+        """An unseen single-decision mutant of ``arch`` (``tries`` draws), else a random
+        unseen member (None: the space is exhausted)."""
+        if (self.space.cardinality or 2) > 1:
+            for _ in range(tries):
+                cand = self.space.mutate(arch, self.rng)
+                if not self.is_seen(cand):
+                    return cand
+        return self.random_unseen()
+
     def random_unseen(self) -> Arch | None:
         """A member not yet evaluated, in flight nor refused (None when none is left)."""
         for _ in range(MAX_REPROPOSE):

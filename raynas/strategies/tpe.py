@@ -39,8 +39,6 @@ from raynas.space import Arch, Space
 from raynas.strategies import register_strategy
 from raynas.strategies.base import NASSearcher, StrategyError, check_int
 
-#: Mutations of a duplicate proposal tried before a random unseen architecture.
-MUTATION_TRIES = 10
 #: Most observations in the good set, and the recent observations that keep full weight.
 LINEAR_FORGETTING = 25
 #: Pseudo-count (categorical) or weight (Parzen prior component) of the uniform prior.
@@ -149,7 +147,7 @@ class TPE(NASSearcher):
             arch = self.space.decode(self._tpe_genome())
         if self.allow_repeats or not self.is_seen(arch):
             return arch
-        return self._unseen_mutant(arch)
+        return self.unseen_mutant(arch)
 
     def observe(self, arch: Arch, score: float | None, result: Mapping[str, Any] | None) -> None:
         self._append(arch)
@@ -235,15 +233,6 @@ class TPE(NASSearcher):
         u = float(cands[int(np.argmax(l_good.log_pdf(cands) - l_bad.log_pdf(cands)))])
         value = low * (high / low) ** u if log else low + u * (high - low)
         return float(min(max(value, low), high))
-
-    def _unseen_mutant(self, arch: Arch) -> Arch | None:
-        """An unseen single-decision mutant of ``arch``, else a random unseen member."""
-        if (self.space.cardinality or 2) > 1:
-            for _ in range(MUTATION_TRIES):
-                cand = self.space.mutate(arch, self.rng)
-                if not self.is_seen(cand):
-                    return cand
-        return self.random_unseen()
 
     # --- state ------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:

@@ -4,6 +4,9 @@
   mixed op by op (memory-frugal) or run as a single path.
 * :class:`~search_spaces.models.supernet.nb201.NB201Supernet` -- the ``nb201`` space.
 * :class:`~search_spaces.models.supernet.darts.DartsSupernet` -- the ``darts`` space.
+* :class:`~search_spaces.models.supernet.mobilenet.MobileNetSupernet` -- the ``mobilenet``
+  space, elastic in depth, kernel, expansion, SE and width (train once, search many: the
+  ``supernet`` and ``subnet`` trainables, not the one-shot methods).
 
 :func:`build_supernet` builds the supernet of a space object by its name.
 """
@@ -15,6 +18,7 @@ from typing import Any
 
 from search_spaces.models.supernet.darts import DartsSupernet
 from search_spaces.models.supernet.mixed import PARAMETER_FREE_OPS, MixedOp, Supernet
+from search_spaces.models.supernet.mobilenet import MobileNetSupernet
 from search_spaces.models.supernet.nb201 import NB201Supernet
 
 __all__ = [
@@ -23,6 +27,7 @@ __all__ = [
     "SUPERNET_SPACES",
     "DartsSupernet",
     "MixedOp",
+    "MobileNetSupernet",
     "NB201Supernet",
     "Supernet",
     "build_supernet",
