@@ -290,12 +290,13 @@ class ArchPBT(PopulationBasedTraining):
         there with older weights that a lower-quantile trial would clone.
         """
         for trial, state in self._trial_state.items():
-            kept = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
+            manager: Any = trial.run_metadata.checkpoint_manager
+            kept = getattr(manager, "latest_checkpoint_result", None)
             metrics = getattr(kept, "metrics", None) or {}
             at = metrics.get(self._time_attr)
             if not isinstance(at, int | float) or state.last_train_time <= at:
                 continue
-            state.last_train_time = at
+            state.last_train_time = int(at)
             state.last_result = dict(metrics)
             if self._metric in metrics:
                 state.last_score = self._metric_op * metrics[self._metric]

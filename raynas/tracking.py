@@ -46,7 +46,8 @@ def check_tracking(exp: Experiment) -> list[str]:
         if need is not None and importlib.util.find_spec(need[0]) is None:
             errors.append(
                 f"callbacks[{i}]: {spec.name!r} needs the {need[0]!r} package; "
-                f"install the {need[1]!r} extra (pip install -e '.[{need[1]}]') or remove it from callbacks"
+                f"install the {need[1]!r} extra (pip install -e '.[{need[1]}]') or remove it "
+                "from callbacks"
             )
     return errors
 

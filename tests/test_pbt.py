@@ -118,6 +118,7 @@ def test_a_stale_stop_tune_cached_for_an_exploited_trial_is_dropped_when_it_runs
     from raynas.schedulers import build_scheduler
 
     pbt = build_scheduler(load_config(QUICKSTART, overrides=[*PBT, "scheduler.synch=true"]))
+
     class Trial(SimpleNamespace):  # the fields the scheduler reads, hashable as trials are
         __hash__ = object.__hash__
 

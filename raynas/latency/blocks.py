@@ -191,7 +191,7 @@ class MobileNetDecomposition(BlockDecomposition):
             for j, (kernel, expand, se) in enumerate(stage):
                 stride = stage_stride if j == 0 else 1
                 residual = int(stride == 1 and channels == c_out)
-                fields = (
+                fields: tuple[tuple[str, Any], ...] = (
                     ("in", channels),
                     ("out", c_out),
                     ("stride", stride),

@@ -36,7 +36,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -68,15 +68,15 @@ class _DynamicBN(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
         factor = 0.0
+        mean, var, tracked = self.running_mean, self.running_var, self.num_batches_tracked
+        assert mean is not None and var is not None and tracked is not None  # track_running_stats
         if self.training:
-            self.num_batches_tracked.add_(1)
-            factor = (
-                1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-            )
+            tracked.add_(1)
+            factor = 1.0 / float(tracked) if self.momentum is None else self.momentum
         return F.batch_norm(
             x,
-            self.running_mean[:c],
-            self.running_var[:c],
+            mean[:c],
+            var[:c],
             self.weight[:c],
             self.bias[:c],
             self.training,
@@ -154,8 +154,10 @@ class _DynamicSE(nn.Module):
         c = x.shape[1]
         s = make_divisible(c / 4)
         g = F.adaptive_avg_pool2d(x, 1)
-        g = F.relu(F.conv2d(g, self.reduce.weight[:s, :c], self.reduce.bias[:s]))
-        g = F.hardsigmoid(F.conv2d(g, self.expand.weight[:c, :s], self.expand.bias[:c]))
+        b_reduce, b_expand = self.reduce.bias, self.expand.bias
+        assert b_reduce is not None and b_expand is not None  # both convolutions have a bias
+        g = F.relu(F.conv2d(g, self.reduce.weight[:s, :c], b_reduce[:s]))
+        g = F.hardsigmoid(F.conv2d(g, self.expand.weight[:c, :s], b_expand[:c]))
         return x * g
 
 
@@ -240,7 +242,7 @@ class MobileNetSupernet(nn.Module):
         self.head = _DynamicConvBN(C, head, 1)
         self.classifier = nn.Linear(head, self.num_classes)
         self.active: dict[str, Any] = self.largest()
-        MobileNetNetwork._init_weights(self)  # the standalone network's initialisation
+        MobileNetNetwork._init_weights(self)  # type: ignore[arg-type]  # the same initialisation
 
     # --- architectures --------------------------------------------------------------------
     def _uniform(self, pick: int) -> dict[str, Any]:
@@ -288,7 +290,7 @@ class MobileNetSupernet(nn.Module):
         arch = self.active if arch is None else arch
         stem, outs, head = self._channels(arch)
         x = self.stem(x, stem)
-        for blocks, C_out, layers in zip(self.stages, outs, arch["stages"]):
+        for blocks, C_out, layers in zip(cast(Any, self.stages), outs, arch["stages"]):
             for block, layer in zip(blocks, layers):
                 x = block(x, C_out, layer)
         x = F.adaptive_avg_pool2d(self.head(x, head), 1).flatten(1)
@@ -307,9 +309,9 @@ class MobileNetSupernet(nn.Module):
         stem, outs, head = self._channels(arch)
         with torch.no_grad():
             _copy_conv_bn(net.stem, self.stem, self.in_channels, stem)
-            children = iter(net.features)
+            children = iter(cast(Any, net.features))
             C = stem
-            for blocks, C_out, layers in zip(self.stages, outs, arch["stages"]):
+            for blocks, C_out, layers in zip(cast(Any, self.stages), outs, arch["stages"]):
                 for block, layer in zip(blocks, layers):
                     _copy_block(next(children), block, C, C_out, layer)
                     C = C_out
@@ -320,21 +322,19 @@ class MobileNetSupernet(nn.Module):
 
 
 def _copy_conv_bn(
-    dst: nn.Sequential, src: _DynamicConvBN, C_in: int, C_out: int, kernel: int | None = None
+    dst: Any, src: _DynamicConvBN, C_in: int, C_out: int, kernel: int | None = None
 ) -> None:
     """Copy a sliced conv + BN of the supernet into a standalone ``_conv_bn`` sequence."""
-    conv, bn = dst[0], dst[1]
+    conv, bn, ours = dst[0], dst[1], cast(Any, src.bn)
     conv.weight.copy_(src.sliced_weight(C_in, C_out, kernel))
-    bn.weight.copy_(src.bn.weight[:C_out])
-    bn.bias.copy_(src.bn.bias[:C_out])
-    bn.running_mean.copy_(src.bn.running_mean[:C_out])
-    bn.running_var.copy_(src.bn.running_var[:C_out])
-    bn.num_batches_tracked.copy_(src.bn.num_batches_tracked)
+    bn.weight.copy_(ours.weight[:C_out])
+    bn.bias.copy_(ours.bias[:C_out])
+    bn.running_mean.copy_(ours.running_mean[:C_out])
+    bn.running_var.copy_(ours.running_var[:C_out])
+    bn.num_batches_tracked.copy_(ours.num_batches_tracked)
 
 
-def _copy_block(
-    dst: nn.Module, src: _DynamicBlock, C_in: int, C_out: int, layer: Mapping[str, Any]
-) -> None:
+def _copy_block(dst: Any, src: Any, C_in: int, C_out: int, layer: Mapping[str, Any]) -> None:
     """Copy one sliced MBConv block into a standalone ``InvertedResidual``."""
     expand, kernel = int(layer["expand"]), int(layer["kernel"])
     mid = C_in * expand
