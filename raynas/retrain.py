@@ -106,8 +106,10 @@ def _trial_arch(trial_dir: Path, last: Mapping[str, Any]) -> tuple[dict[str, Any
         return json.loads(file.read_text()), True
     if isinstance(last.get("derived_arch"), str):
         return json.loads(last["derived_arch"]), True
-    params = json.loads((trial_dir / "params.json").read_text())
-    arch = params.get("arch")
+    from raynas.analysis import _read_json
+
+    params = _read_json(trial_dir / "params.json")  # None: a file a kill cut
+    arch = params.get("arch") if isinstance(params, dict) else None
     return (arch, False) if isinstance(arch, dict) else (None, False)
 
 

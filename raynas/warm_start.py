@@ -51,7 +51,12 @@ def warm_start_records(folder: str | Path, exp: Experiment) -> list[tuple[dict[s
         )
     records: list[tuple[dict[str, Any], Any]] = []
     for trial in sorted(p for p in path.iterdir() if (p / "params.json").is_file()):
-        config = json.loads((trial / "params.json").read_text())
+        try:
+            config = json.loads((trial / "params.json").read_text())
+        except ValueError:  # a file a kill cut: a trial that never reported
+            continue
+        if not isinstance(config, dict):
+            continue
         rows = []
         result_file = trial / "result.json"
         if result_file.is_file():

@@ -118,8 +118,9 @@ def test_every_registered_space_maps_to_optuna_distributions() -> None:
         space = get_space(name)
         searcher = make(space, "tpe")
         assert len(searcher._distributions) == len(space.genes)
-        archs = HandDriver(searcher, hash_objective).run(8)
-        assert len(archs) == 8, name
+        n = min(8, space.cardinality or 8)  # a test plugin may register a 4-member space
+        archs = HandDriver(searcher, hash_objective).run(n)
+        assert len(archs) == n, name
         for arch in archs:
             space.validate(arch)
 

@@ -84,17 +84,6 @@ class BlockDecomposition:
         """Every distinct block any member of ``space`` can have (what a profile times)."""
         raise NotImplementedError
 
-    @staticmethod
-    def _layer_combos(repeat: Any) -> list[tuple[Any, Any, Any]]:
-        """Every ``(kernel, expand, se)`` a layer of this stage can take."""
-        layer = dict(repeat.node.children)
-        return [
-            (k, e, se)
-            for k in _options(layer["kernel"])
-            for e in _options(layer["expand"])
-            for se in _options(layer["se"])
-        ]
-
     def build(self, space: Any, block: Block) -> Any:
         """The ``nn.Module`` of ``block``, exactly as the space's network builds it."""
         raise NotImplementedError
