@@ -199,16 +199,16 @@ def _complete_result_file(
     if len(found) != 1:
         return
     path = found[0] / "result.json"
+    data = path.read_bytes() if path.is_file() else b""
     iterations = set()
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                iterations.add(json.loads(line).get("training_iteration"))
-            except ValueError:
-                continue
+    for line in data.splitlines():
+        try:
+            iterations.add(json.loads(line).get("training_iteration"))
+        except ValueError:
+            continue
     if result.get("training_iteration") in iterations:
         return
-    cut = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    cut = bool(data) and not data.endswith(b"\n")
     with open(path, "a", encoding="utf-8") as f:
         # A line the kill cut stays a line of its own (unreadable, skipped), not glued.
         f.write(("\n" if cut else "") + json.dumps(_jsonable(result)) + "\n")
