@@ -79,9 +79,9 @@ def measure(method: str, space: str, device: str, args: argparse.Namespace) -> d
     import torch
 
     import trainables.oneshot.common as common
-    from raynas.config import load_config
+    from raynas.config import trial_settings
+    from raynas.config_load import load_config
     from raynas.registry import TRAINABLES, get_space
-    from raynas.runner import trial_settings
 
     torch.set_num_threads(args.threads)
     dev = torch.device(device)

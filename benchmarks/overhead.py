@@ -194,7 +194,7 @@ RAYNAS_TRAIN = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import raynas
-from raynas.runner import init_ray
+from raynas.ray_setup import init_ray
 
 config = json.loads(sys.argv[2])
 init_ray(None)
@@ -216,7 +216,7 @@ RAYNAS_TABULAR = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import raynas
-from raynas.runner import init_ray
+from raynas.ray_setup import init_ray
 
 config = json.loads(sys.argv[2])
 init_ray(None)

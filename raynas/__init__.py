@@ -37,7 +37,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Experiment": "raynas.config",
     "ConfigError": "raynas.config",
-    "load_config": "raynas.config",
+    "load_config": "raynas.config_load",
     "run": "raynas.runner",
     "resume": "raynas.runner",
     "ExperimentResult": "raynas.analysis",

@@ -449,7 +449,8 @@ class ExperimentResult:
         Raises:
             KeyError: no such trial.
         """
-        from raynas.config import ConfigError, load_config, trial_settings
+        from raynas.config import ConfigError, trial_settings
+        from raynas.config_load import load_config
 
         rows = self.trials[self.trials["trial_id"] == trial_id]
         if rows.empty:

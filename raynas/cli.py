@@ -209,8 +209,9 @@ def _search_exit(result: Any) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from raynas.config import check_experiment, load_config
-    from raynas.runner import run_notes
+    from raynas.config_check import check_experiment
+    from raynas.config_load import load_config
+    from raynas.run_notes import run_notes
 
     exp = load_config(args.config, overrides=args.overrides)
     check_experiment(exp)
@@ -241,7 +242,7 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
         _table(("decision", "options"), genes)
         return EXIT_OK
     if args.config:
-        from raynas.config import load_config
+        from raynas.config_load import load_config
 
         exp = load_config(args.config)
         load_plugins(exp.plugins, exp.plugin_path)

@@ -161,7 +161,8 @@ def register_cli(sub: Any) -> None:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from raynas.config import check_experiment, load_config
+    from raynas.config_check import check_experiment
+    from raynas.config_load import load_config
 
     exp = load_config(args.config or {}, overrides=args.overrides)
     check_experiment(exp)  # names the bad field; plugins are imported here

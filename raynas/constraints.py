@@ -24,14 +24,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from raynas.config import (
-    LATENCY_PRED_METRIC,
-    Experiment,
-    load_config,
-    load_latency_model,
-    parse_constraint,
-    violated_constraints,
-)
+from raynas.config import Experiment
+from raynas.config_check import load_latency_model
+from raynas.config_load import load_config
+from raynas.config_rules import LATENCY_PRED_METRIC, parse_constraint, violated_constraints
 
 #: Cost metrics that do not depend on the device, so the driver can compute them (with the
 #: trainable's ``driver_cost``).

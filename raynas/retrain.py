@@ -45,7 +45,9 @@ from typing import Any
 
 import yaml
 
-from raynas.config import ConfigError, Experiment, check_experiment, load_config
+from raynas.config import ConfigError, Experiment
+from raynas.config_check import check_experiment
+from raynas.config_load import load_config
 from raynas.files import CONFIG_FILE, parse_trial_dir_name
 
 LINK_FILE = "retrain_of.json"
@@ -401,10 +403,11 @@ def _fit(
     address: str | None,
     verbose: bool,
 ) -> Any:
-    from raynas.runner import fit_experiment, init_ray
+    from raynas.ray_setup import init_ray
+    from raynas.runner import fit_experiment
 
     init_ray(address, exp.plugin_path)
-    # The archs come from a fixed-proposal searcher, and the param_space is the runner's, so
+    # The archs come from a fixed-proposal searcher, and the param_space is a run's, so
     # `raynas resume` restores a retraining like any experiment.
     searcher = _fixed_arch_searcher()(configs, metric=exp.objective.metric, mode=exp.objective.mode)
     return fit_experiment(exp, str(out), verbose=verbose, search_alg=searcher)

@@ -19,7 +19,7 @@ def ray_session() -> Iterator[None]:
     """One ``ray.init`` shared by every test that needs a Ray runtime."""
     import ray
 
-    from raynas.runner import init_ray
+    from raynas.ray_setup import init_ray
 
     # Ray workers inherit the driver's environment: let them import test plugins
     # (``plugins: [tests.faulty]``) from the repository.

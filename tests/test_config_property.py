@@ -28,7 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from raynas.cli import main
-from raynas.config import DATASET_CLASSES, Experiment
+from raynas.config import Experiment
+from raynas.config_rules import DATASET_CLASSES
 from tests.conftest import small_experiment
 from tests.test_analysis import write_state, write_trial
 
@@ -52,6 +53,7 @@ def ray_forbidden() -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("raynas.runner.init_ray", refuse)
+        mp.setattr("raynas.ray_setup.init_ray", refuse)  # retrain and proxies look it up here
         mp.setattr("raynas.runner.fit_experiment", refuse)
         yield
 

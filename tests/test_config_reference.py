@@ -6,7 +6,8 @@ from __future__ import annotations
 import yaml
 
 from raynas.cli import main
-from raynas.config import Experiment, apply_overrides, load_config
+from raynas.config import Experiment
+from raynas.config_load import apply_overrides, load_config
 from raynas.config_reference import REFERENCE_PAGE, reference
 from tests.conftest import REPO
 

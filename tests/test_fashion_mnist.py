@@ -18,7 +18,9 @@ import torch
 import yaml
 
 from raynas.cli import main
-from raynas.config import DATASET_CLASSES, ConfigError, DataConfig, limit_problem, load_config
+from raynas.config import ConfigError, DataConfig
+from raynas.config_load import load_config
+from raynas.config_rules import DATASET_CLASSES, limit_problem
 from tests.conftest import REPO
 from trainables.data import clear_cache, load_dataset
 

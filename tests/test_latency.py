@@ -17,7 +17,9 @@ import yaml
 from torch import nn
 
 import raynas
-from raynas.config import ConfigError, check_experiment, load_config
+from raynas.config import ConfigError
+from raynas.config_check import check_experiment
+from raynas.config_load import load_config
 from raynas.constraints import ConstraintCheck, driver_metrics
 from raynas.latency import LatencyError, LatencyTable, decomposition_for, profile_space
 from raynas.registry import resolve_space

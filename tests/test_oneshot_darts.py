@@ -14,9 +14,10 @@ import torch
 from torch import nn
 
 import raynas
-from raynas.config import ConfigError, check_experiment, load_config
+from raynas.config import ConfigError, trial_settings
+from raynas.config_check import check_experiment
+from raynas.config_load import load_config
 from raynas.export import export_trial
-from raynas.runner import trial_settings
 from search_spaces.models.supernet import NB201Supernet
 from tests.conftest import small_experiment
 from trainables.oneshot.common import DERIVED_ARCH_FILE, parse_options

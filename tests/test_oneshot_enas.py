@@ -12,8 +12,9 @@ import ray.tune.trainable.trainable as tune_trainable
 import torch
 
 import raynas
-from raynas.config import ConfigError, check_experiment, load_config
-from raynas.runner import trial_settings
+from raynas.config import ConfigError, trial_settings
+from raynas.config_check import check_experiment
+from raynas.config_load import load_config
 from tests.conftest import small_experiment
 from trainables.oneshot.common import DERIVED_ARCH_FILE
 from trainables.oneshot.enas import Controller, EnasTrainable, ReinforceState, reinforce_step

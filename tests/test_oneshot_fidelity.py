@@ -11,7 +11,9 @@ import pytest
 import torch
 
 import raynas
-from raynas.config import ConfigError, check_experiment, load_config
+from raynas.config import ConfigError
+from raynas.config_check import check_experiment
+from raynas.config_load import load_config
 from search_spaces.models.supernet import SIZE_ARGS
 from tests.conftest import small_experiment
 from tests.test_oneshot_darts import make_trainable

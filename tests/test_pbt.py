@@ -15,8 +15,9 @@ import pytest
 import torch
 
 import raynas
-from raynas.config import load_config
-from raynas.runner import checkpoints_to_keep, run_notes, tune_config
+from raynas.config_load import load_config
+from raynas.run_notes import run_notes
+from raynas.tune_setup import checkpoints_to_keep, tune_config
 from tests.conftest import QUICKSTART
 from tests.test_trainable_classify import STRONG, make_config, make_trainable
 

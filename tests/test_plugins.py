@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from raynas.config import checkpoint_every, load_config, reuse_actors
-from raynas.runner import run_notes
+from raynas.config_check import checkpoint_every, reuse_actors
+from raynas.config_load import load_config
+from raynas.run_notes import run_notes
 from tests.conftest import REPO
 from tests.test_analysis import VENV_BIN
 
@@ -51,7 +52,7 @@ def test_the_configs_folder_is_the_plugin_path_unless_one_is_given(tmp_path: Pat
 
 def test_a_trainable_without_checkpoints_or_reset_gets_defaults_that_fit(tmp_path: Path) -> None:
     exp = load_config(_plugin_config(tmp_path))
-    from raynas.config import check_experiment
+    from raynas.config_check import check_experiment
 
     check_experiment(exp)  # imports the plugin from the config's folder
     assert checkpoint_every(exp) == 0 and reuse_actors(exp) is False

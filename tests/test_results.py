@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 import raynas
-from raynas.config import load_config
+from raynas.config_load import load_config
 from raynas.constraints import ConstraintCheck
 from raynas.files import STOPS_FILE
-from raynas.runner import concurrency, run_notes
+from raynas.run_notes import run_notes
+from raynas.tune_setup import concurrency
 from tests.conftest import QUICKSTART, small_experiment
 from tests.test_analysis import VENV_BIN, write_experiment, write_state, write_trial
 

@@ -94,7 +94,8 @@ def test_a_finished_search_extends_on_resume_as_if_it_had_asked_for_more(tmp_pat
 
 
 def test_a_resume_may_change_only_the_trial_budget() -> None:
-    from raynas.config import ConfigError, load_config
+    from raynas.config import ConfigError
+    from raynas.config_load import load_config
     from raynas.runner import _extended
 
     exp = load_config("examples/quickstart.yaml")

@@ -21,7 +21,9 @@ import ray.tune.trainable.trainable as tune_trainable
 import torch
 
 import raynas
-from raynas.config import ConfigError, check_experiment, load_config, trial_settings
+from raynas.config import ConfigError, trial_settings
+from raynas.config_check import check_experiment
+from raynas.config_load import load_config
 from raynas.registry import resolve_space
 from search_spaces.models.supernet.mobilenet import MobileNetSupernet, recalibrate_bn
 from tests.conftest import REPO, small_experiment
@@ -336,7 +338,7 @@ def test_train_a_supernet_then_search_it_through_the_cli(tmp_path: Path) -> None
     profile += ["--networks", "3", "--clock", "cpu", "--out", str(table), "--quiet"]
     proc = subprocess.run(profile, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from raynas.config import load_latency_model
+    from raynas.config_check import load_latency_model
 
     model = load_latency_model(str(table), "mobilenet", search_cfg.space_args)
     space = raynas.get_space("mobilenet", **search_cfg.space_args)

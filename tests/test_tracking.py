@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from raynas.config import ConfigError, load_config
+from raynas.config import ConfigError
+from raynas.config_load import load_config
 from tests.conftest import small_experiment
 
 

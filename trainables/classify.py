@@ -42,14 +42,9 @@ import torch
 from ray import tune
 from torch import nn
 
-from raynas.config import (
-    EMBEDDED_DATASETS,
-    LATENCY_PRED_METRIC,
-    SHARED_KEY,
-    load_latency_model,
-    trial_settings,
-    violated_constraints,
-)
+from raynas.config import SHARED_KEY, trial_settings
+from raynas.config_check import load_latency_model
+from raynas.config_rules import EMBEDDED_DATASETS, LATENCY_PRED_METRIC, violated_constraints
 from raynas.registry import load_plugins, resolve_space
 from trainables import checkpoint
 from trainables.cost import measure_cost

@@ -27,7 +27,8 @@ from typing import Any
 
 import pandas as pd
 
-from raynas.config import ConfigError, Experiment, load_config
+from raynas.config import ConfigError, Experiment
+from raynas.config_load import load_config
 
 #: Largest space ``bench build`` accepts (it trains every member once per seed).
 BUILD_LIMIT = 50_000
@@ -189,7 +190,8 @@ def build_table(
 
 def _run_or_resume(exp: Experiment, folder: Path, space: Any, verbose: bool) -> str:
     """Run a seed's experiment, resume it, or skip it when it is complete."""
-    from raynas.runner import CONFIG_FILE, resume, run
+    from raynas.files import CONFIG_FILE
+    from raynas.runner import resume, run
 
     cfg = folder / CONFIG_FILE
     if cfg.is_file():

@@ -99,7 +99,7 @@ def config_job(
     """
     import torch
 
-    from raynas.config import load_config
+    from raynas.config_load import load_config
     from trainables.data import batches, load_dataset
 
     exp = load_config(config)
@@ -208,7 +208,7 @@ def run_scoring(
         archs: The archs, as canonical JSON strings.
         out: The Parquet table to write (resumable through ``OUT.parts``), or None.
         chunk_size: Archs per task.
-        use_ray: One Ray task (1 CPU) per chunk on :func:`raynas.runner.init_ray`'s Ray;
+        use_ray: One Ray task (1 CPU) per chunk on :func:`raynas.ray_setup.init_ray`'s Ray;
             False scores in this process.
         log: Where progress lines go.
 
@@ -242,7 +242,7 @@ def run_scoring(
     if todo and use_ray:
         import ray
 
-        from raynas.runner import init_ray
+        from raynas.ray_setup import init_ray
 
         init_ray(None)
         remote = ray.remote(num_cpus=1)(score_chunk)
