@@ -36,8 +36,8 @@ ask as the built-in strategies do (an early-stopped trial keeps Optuna's own wit
 ranking). Several objectives (``objectives``, from ``objective.metric`` plus
 ``objective.also``) make a multi-objective study, NSGA-II by default; a result lacking one of
 them is a failure there. The state is the base's plus the study's in-memory storage and the
-sampler (its RNG included), pickled as they are, so a restored search asks what an
-uninterrupted one would.
+sampler (its RNG included; a lock it holds is made afresh on load), pickled, so a restored
+search asks what an uninterrupted one would.
 
 Example:
     >>> searcher = get_strategy("optuna", space, metric="val_acc", mode="max", seed=0,
@@ -47,9 +47,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import importlib.util
 import inspect
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -90,6 +92,31 @@ REPEATER_UNSUPPORTED = (
 )
 #: Attributes rebuilt on load, never saved: the study handle and the distributions.
 _DERIVED = ("_study", "_distributions", "_observing")
+#: The lock types a sampler may hold (Optuna 5's genetic samplers guard a cache with one).
+_LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+
+
+def _picklable_sampler(sampler: Any) -> Any:
+    """``sampler``, or a shallow copy without its locks (not picklable, and not state).
+
+    The names of the dropped locks are kept in ``_raynas_locks``; :func:`_relocked_sampler`
+    makes fresh ones on load.
+    """
+    locks = [k for k, v in vars(sampler).items() if isinstance(v, _LOCK_TYPES)]
+    if not locks:
+        return sampler
+    out = copy.copy(sampler)
+    for name in locks:
+        delattr(out, name)
+    out._raynas_locks = locks
+    return out
+
+
+def _relocked_sampler(sampler: Any) -> Any:
+    """``sampler`` with fresh locks where :func:`_picklable_sampler` dropped them."""
+    for name in vars(sampler).pop("_raynas_locks", ()):
+        setattr(sampler, name, threading.Lock())
+    return sampler
 
 
 def _import_optuna() -> Any:
@@ -424,10 +451,12 @@ class OptunaSearch(NASSearcher):
         state = super()._state()
         for key in _DERIVED:
             state.pop(key, None)
+        state["_sampler"] = _picklable_sampler(state["_sampler"])
         return state
 
     def _load_state(self, state: dict[str, Any]) -> None:
         super()._load_state(state)
+        self._sampler = _relocked_sampler(self._sampler)
         self._study = None
         self._observing = None
         self._distributions = self._make_distributions()
@@ -436,7 +465,9 @@ class OptunaSearch(NASSearcher):
         """Pickling and ``copy.deepcopy``: everything but the study handle (rebuilt)."""
         state = dict(self.__dict__)
         state["_study"] = None
+        state["_sampler"] = _picklable_sampler(state["_sampler"])
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._sampler = _relocked_sampler(self._sampler)
