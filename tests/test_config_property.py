@@ -30,6 +30,8 @@ from hypothesis import strategies as st
 from raynas.cli import main
 from raynas.config import Experiment
 from raynas.config_rules import DATASET_CLASSES
+from raynas.registry import SPACES, TRAINABLES
+from raynas.strategies import STRATEGIES
 from tests.conftest import small_experiment
 from tests.test_analysis import write_state, write_trial
 
@@ -101,9 +103,10 @@ BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "name": st.one_of(st.text(max_size=6).filter(lambda t: not re.fullmatch(r"\w[\w.-]*", t))),
     "seed": bad_int(0),
     "plugins": st.one_of(st.integers(), st.dictionaries(word, word, min_size=1, max_size=2)),
-    "space": st.one_of(word.filter(lambda w: w not in ("nb201", "darts", "mlp")), containers),
+    # Names not registered (the registries as they are when drawn: plugins may add some).
+    "space": st.one_of(word.filter(lambda w: w not in SPACES), containers),
     "space_args": st.one_of(st.integers(), word, st.lists(st.integers(), min_size=1)),
-    "trainable": st.one_of(word.filter(lambda w: w not in ("classify", "tabular")), containers),
+    "trainable": st.one_of(word.filter(lambda w: w not in TRAINABLES), containers),
     "data.name": st.one_of(word.filter(lambda w: w not in DATASET_CLASSES), containers),
     "data.val_fraction": bad_float(lambda x: 0 <= x < 1),
     "data.limit": st.one_of(st.integers(-(10**6), 9), fractional, not_a_number),
@@ -120,7 +123,7 @@ BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "train.grad_clip": bad_float(lambda x: x > 0, optional=True),
     "train.progress_s": bad_float(lambda x: x > 0, optional=True),
     "train.amp": st.one_of(st.integers(2, 100), word, containers),
-    "strategy.name": st.one_of(word.filter(lambda w: w not in ("random", "grid", "tpe", "bo"))),
+    "strategy.name": st.one_of(word.filter(lambda w: w not in STRATEGIES)),
     "scheduler.name": bad_choice(("fifo", "asha", "hyperband", "median", "pbt_evolution")),
     "objective.metric": word.filter(lambda w: w not in ("val_acc", "val_loss", "params")),
     "objective.mode": bad_choice(("max", "min")),
