@@ -13,7 +13,7 @@ import importlib
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -307,12 +307,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_OK
     from raynas.config import ConfigError
+    from raynas.lock import keeping_locks
     from raynas.registry import RegistryError
     from raynas.space import InvalidArchitecture, SpaceDefinitionError
 
     try:
-        handler = getattr(args, "func", None) or _COMMANDS[args.command]
-        return int(handler(args))
+        with keeping_locks(_stop_ray_it_started(_ray_up())):
+            handler = getattr(args, "func", None) or _COMMANDS[args.command]
+            return int(handler(args))
     except ConfigError as err:
         for line in err.errors:
             print(f"raynas: error: {line}", file=sys.stderr)
@@ -328,6 +330,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = getattr(err, "path", None) or "DIR"
         print(f"raynas: interrupted; continue with `raynas resume {where}`", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _ray_up() -> bool:
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
+
+
+def _stop_ray_it_started(was_up: bool) -> Callable[[], None]:
+    """What runs before a command releases its experiment folders: shut down the Ray the
+    command started (not one this process already had: a notebook's, a test session's), so
+    that a driver killed while its Ray stops still holds the folder and the next command on
+    it reaps what that Ray left running."""
+
+    def stop() -> None:
+        if not was_up and _ray_up():
+            sys.modules["ray"].shutdown()
+
+    return stop
 
 
 if __name__ == "__main__":

@@ -19,14 +19,24 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from raynas.config import ConfigError
 from raynas.files import LOCK_FILE
 
-__all__ = ["check_free", "group_members", "holding", "reap_ray_group"]
+__all__ = [
+    "check_free",
+    "group_members",
+    "holding",
+    "keeping_locks",
+    "reap_ray_group",
+]
+
+#: Inside :func:`keeping_locks`: a lock outlives its ``holding`` block, released on leaving.
+_keep = False
+_kept: list[tuple[Path, int]] = []
 
 
 def _alive(pid: int) -> bool:
@@ -84,24 +94,29 @@ def group_members(pgid: int) -> dict[int, bytes]:
     return members
 
 
-def reap_ray_group(pgid: int) -> int:
+def reap_ray_group(pgid: int, *, settle_s: float = 5.0) -> int:
     """SIGKILL the Ray processes left in process group ``pgid`` by a dead driver; how many.
 
     Only processes whose command line names Ray are touched (never a process that merely
-    reuses the group id).
+    reuses the group id). The group is scanned again until a scan finds none left (at most
+    ``settle_s`` seconds): a raylet that is still alive while the first scan runs can start a
+    worker after the scan read the process table, and that worker must not outlive it.
     """
     if _alive(pgid):
         return 0  # the leader runs: not a dead driver's group
-    killed = 0
-    for pid, cmd in group_members(pgid).items():
-        if b"ray" not in cmd:
-            continue
-        try:
-            os.kill(pid, signal.SIGKILL)
-            killed += 1
-        except ProcessLookupError:
-            pass
-    return killed
+    killed: set[int] = set()
+    deadline = time.monotonic() + settle_s
+    while True:
+        left = [pid for pid, cmd in group_members(pgid).items() if b"ray" in cmd]
+        if not left or time.monotonic() > deadline:
+            return len(killed)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)  # SIGKILLed processes leave the table (or turn zombie) promptly
 
 
 @contextmanager
@@ -125,8 +140,38 @@ def holding(folder: Path | None) -> Iterator[None]:
     try:
         yield
     finally:
+        if _keep:
+            _kept.append((path, os.getpid()))
+        else:
+            _release(path, os.getpid())
+
+
+def _release(path: Path, pid: int) -> None:
+    """Remove the lock at ``path`` if ``pid`` still holds it."""
+    try:
+        if json.loads(path.read_text()).get("pid") == pid:
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+@contextmanager
+def keeping_locks(before_release: Callable[[], None]) -> Iterator[None]:
+    """Keep the locks taken inside the block until it ends, then call ``before_release``
+    and release them (the CLI's way: ``before_release`` shuts the command's Ray down).
+
+    A command's Ray stops after its run returns; a driver killed while that Ray stops must
+    still leave the lock that names its process group, or the Ray processes it started (the
+    dashboard's agents outlive their raylet) are never reaped.
+    """
+    global _keep
+    _keep = True
+    try:
+        yield
+    finally:
+        _keep = False
         try:
-            if json.loads(path.read_text()).get("pid") == mine["pid"]:
-                path.unlink()
-        except (OSError, ValueError):
-            pass
+            before_release()
+        finally:
+            while _kept:
+                _release(*_kept.pop())

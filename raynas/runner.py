@@ -217,16 +217,18 @@ def resume(
         filesystem, rpath = _remote_fs(uri)
         with filesystem.open_input_stream(f"{rpath}/{CONFIG_FILE}") as f:
             exp = load_config(yaml.safe_load(f.read().decode()))
-    init_ray(address, exp.plugin_path)
-    start = time.perf_counter()
-    if not tune.Tuner.can_restore(uri):
-        raise ConfigError(
-            [
-                f"path: {uri!r} holds no Tune experiment state yet; start it again with "
-                "`raynas run ... --overwrite`"
-            ]
-        )
+    # Held before Ray starts: a driver killed from here on leaves a lock that names its
+    # process group, so the command that takes the folder over reaps the Ray it started.
     with holding(local):
+        init_ray(address, exp.plugin_path)
+        start = time.perf_counter()
+        if not tune.Tuner.can_restore(uri):
+            raise ConfigError(
+                [
+                    f"path: {uri!r} holds no Tune experiment state yet; start it again with "
+                    "`raynas run ... --overwrite`"
+                ]
+            )
         if local is not None:
             install_snapshot(local)  # one consistent step of Tune's state, not a torn copy
             apply_journal(local)  # trials that ended after that step stay ended

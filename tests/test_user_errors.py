@@ -167,3 +167,21 @@ def test_constraints_that_exclude_the_space_are_a_config_error(tmp_path: Path) -
     )
     assert_user_error(proc, "objective.constraints: strategy 'random': the constraints exclude")
     assert "violates ['params <= 10']" in proc.stderr
+
+
+def test_a_command_releases_its_folder_only_after_its_ray_stopped(tmp_path: Path) -> None:
+    """The CLI keeps the lock until the Ray it started is shut down: a driver killed while
+    its Ray stops still names its process group, so the next command reaps that Ray."""
+    from raynas.files import LOCK_FILE
+    from raynas.lock import holding, keeping_locks
+
+    seen: list[bool] = []
+    with keeping_locks(lambda: seen.append((tmp_path / LOCK_FILE).is_file())):
+        with holding(tmp_path):
+            pass
+        assert (tmp_path / LOCK_FILE).is_file()  # kept after the run's block ends
+    assert seen == [True]  # still held while the Ray stops
+    assert not (tmp_path / LOCK_FILE).exists()  # released afterwards
+    with holding(tmp_path):  # outside the CLI: released when the block ends
+        pass
+    assert not (tmp_path / LOCK_FILE).exists()
