@@ -26,6 +26,9 @@ Example:
     >>> done = export_trial("runs/quickstart", "exported/", best=True)
     >>> model = torch.export.load("exported/model.pt2").module()
     >>> model = load_exported("exported/")  # the same, rebuilt with raynas
+
+Kept as one module (over 450 lines): one command: the writers of arch.json, the weights,
+TorchScript, ONNX and the README share the loaded trial and the input description.
 """
 
 from __future__ import annotations
@@ -373,7 +376,7 @@ def _input_meta(data: Any) -> dict[str, Any]:
 def _rebuild(config: dict[str, Any], arch: Any) -> tuple[nn.Module, Any, Any]:
     """The untrained network of ``arch``, the trial's raw data splits (CPU) and its space."""
     from raynas.registry import load_plugins, resolve_space
-    from trainables.classify import build_child
+    from trainables.child import build_child
     from trainables.data import load_dataset
 
     load_plugins(config.get("plugins") or [], config.get("plugin_path") or [])
@@ -523,7 +526,7 @@ def load_exported(folder: str | Path) -> nn.Module:
     from torch import nn
 
     from raynas.registry import load_plugins, resolve_space
-    from trainables.classify import build_child
+    from trainables.child import build_child
     from trainables.data import Normalize
 
     folder = Path(folder).expanduser()

@@ -29,6 +29,9 @@ Tune's trials (config, checkpoint) as well as the scheduler, so PBT's state is s
 
 A line cut by a kill (the last one) is ignored with a warning. Reading the folder at any moment
 gives one consistent view: every line before the last newline is whole.
+
+Kept as one module (over 450 lines): the journal of finished trials and the scheduler-state
+file are written during a run and read together on every resume.
 """
 
 from __future__ import annotations

@@ -28,6 +28,10 @@ Example:
     >>> result.trials[["arch", "val_acc"]]
     >>> final = retrain("runs/darts-nb201", final=True)  # whole training split, test split
     >>> final.trials[["arch", "test_acc"]]
+
+Kept as one module (over 450 lines): one command's workflow: choosing the trials, building
+the retrain experiment from the searched one, running it and reporting mean +- std over
+seeds.
 """
 
 from __future__ import annotations
@@ -108,9 +112,9 @@ def _trial_arch(trial_dir: Path, last: Mapping[str, Any]) -> tuple[dict[str, Any
         return json.loads(file.read_text()), True
     if isinstance(last.get("derived_arch"), str):
         return json.loads(last["derived_arch"]), True
-    from raynas.analysis import _read_json
+    from raynas.analysis_read import read_json
 
-    params = _read_json(trial_dir / "params.json")  # None: a file a kill cut
+    params = read_json(trial_dir / "params.json")  # None: a file a kill cut
     arch = params.get("arch") if isinstance(params, dict) else None
     return (arch, False) if isinstance(arch, dict) else (None, False)
 

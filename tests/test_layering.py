@@ -87,7 +87,9 @@ RUNNER = (
 )
 
 
-@pytest.mark.parametrize("results", ["raynas.analysis", "raynas.plots", "raynas.analysis_cli"])
+@pytest.mark.parametrize(
+    "results", ["raynas.analysis", "raynas.analysis_read", "raynas.plots", "raynas.analysis_cli"]
+)
 def test_results_never_import_the_runner(results: str) -> None:
     assert _offenders(results, RUNNER) == []
 

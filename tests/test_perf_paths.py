@@ -18,7 +18,7 @@ from raynas.space import Choice, Space
 from raynas.strategies import get_strategy
 from raynas.testing.strategies import HandDriver, hash_objective, small_space
 from tests.conftest import QUICKSTART
-from trainables import classify
+from trainables import child, classify
 
 ARCH = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
 
@@ -39,14 +39,14 @@ def test_a_second_trial_of_the_same_arch_reuses_the_measured_cost(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[Any] = []
-    measure = classify.measure_cost
+    measure = child.measure_cost
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         calls.append(args)
         return measure(*args, **kwargs)
 
-    monkeypatch.setattr(classify, "measure_cost", counted)
-    classify.clear_cost_cache()
+    monkeypatch.setattr(child, "measure_cost", counted)
+    child.clear_cost_cache()
     cfg = _config()
     trainable = _trainable(cfg, tmp_path)
     first = trainable.train()
@@ -64,7 +64,7 @@ def test_a_second_trial_of_the_same_arch_reuses_the_measured_cost(
     other_space = dict(cfg, space={"name": "nb201", "args": {"C": 8, "N": 1}})
     trainable.reset_config(other_space)  # the same arch in another space is another child
     assert len(calls) == 3 and trainable.cost["params"] > first["params"]
-    classify.clear_cost_cache()
+    child.clear_cost_cache()
 
 
 def test_a_loss_that_turns_nan_mid_epoch_ends_the_trial_as_diverged(tmp_path: Path) -> None:

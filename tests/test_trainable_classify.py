@@ -13,7 +13,7 @@ import raynas
 from raynas.config import trial_settings
 from raynas.config_load import load_config
 from tests.conftest import QUICKSTART
-from trainables import classify
+from trainables import child
 from trainables.classify import ClassifyTrainable
 
 STRONG = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -145,12 +145,12 @@ def test_images_are_held_as_uint8_and_train_exactly_as_floats(
     assert compact.data.compact and compact.data.train_x.dtype == torch.uint8
     got = [compact.train() for _ in range(2)]
 
-    load = classify.load_dataset
+    load = child.load_dataset
 
     def float_storage(*args: Any, **kwargs: Any) -> Any:
         return load(*args, **{**kwargs, "compact": False})
 
-    monkeypatch.setattr(classify, "load_dataset", float_storage)
+    monkeypatch.setattr(child, "load_dataset", float_storage)
     floats = make_trainable(cfg, tmp_path / "floats")
     assert floats.data.train_x.dtype == torch.float32
     ref = [floats.train() for _ in range(2)]

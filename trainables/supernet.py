@@ -30,6 +30,10 @@ without reading the checkpoint again; ``driver_cost`` lets the driver check ``pa
 checkpoint holds the evaluated child (its weights with the recalibrated BN statistics) in
 ``classify``'s ``state.pt`` layout, so ``raynas export DIR --best`` writes the best sub-network
 as a standalone module.
+
+Kept as one module (over 450 lines): the supernet and subnet trainables share their options,
+checkpoint layout and BN recalibration; the supernet network itself is in
+search_spaces.models.supernet.
 """
 
 from __future__ import annotations
@@ -54,9 +58,7 @@ from raynas.config import trial_settings
 from raynas.config_rules import violated_constraints
 from search_spaces.models.supernet.mobilenet import MobileNetSupernet, recalibrate_bn
 from trainables import checkpoint
-from trainables.classify import CHECKPOINT_FILE as CHILD_FILE
-from trainables.classify import (
-    ClassifyTrainable,
+from trainables.child import (
     child_cost,
     configure_determinism,
     data_from_config,
@@ -65,6 +67,8 @@ from trainables.classify import (
     trial_device,
     trial_seed,
 )
+from trainables.classify import CHECKPOINT_FILE as CHILD_FILE
+from trainables.classify import ClassifyTrainable
 from trainables.data import batches
 from trainables.oneshot.options import OUTER_STRATEGIES, parse_options
 from trainables.schedule import make_lr_schedule, make_optimizer

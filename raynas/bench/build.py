@@ -248,14 +248,14 @@ def collect_folder(folder: str | Path, space: Any, *, epochs: int | None = None)
     A trial counts when its last result says ``done`` (or reaches ``epochs``); when one arch
     was trained by several trials, the last completed one (by folder name) is kept.
     """
-    from raynas.analysis import _read_json, _read_results
+    from raynas.analysis_read import read_json, read_results
 
     by_arch: dict[str, list[dict[str, Any]]] = {}
     for params_file in sorted(Path(folder).glob("*/params.json")):
-        params = _read_json(params_file)  # None: a file a kill cut (a trial just created)
+        params = read_json(params_file)  # None: a file a kill cut (a trial just created)
         if not isinstance(params, dict) or "arch" not in params:
             continue
-        rows, done = _trial_rows(_read_results(params_file.parent / "result.json"))
+        rows, done = _trial_rows(read_results(params_file.parent / "result.json"))
         if not rows or not (done or (epochs is not None and rows[-1]["epoch"] >= epochs)):
             continue
         arch = space.to_string(params["arch"])

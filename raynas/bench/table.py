@@ -21,6 +21,9 @@ Example:
     >>> table = load_table("benchmarks/data/nb201-3ops-digits.parquet")
     >>> arch_id, best = table.optimum("test_acc", "max")
     >>> table.curve(table.arch(arch_id), seed_mode="by_seed", seed=0)[["epoch", "val_acc"]]
+
+Kept as one module (over 450 lines): the table format, its validation, the index by
+architecture and the replay are one file format's reader.
 """
 
 from __future__ import annotations

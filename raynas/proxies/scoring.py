@@ -147,7 +147,7 @@ def score_chunk(job: ScoreJob, archs: Sequence[str]) -> list[dict[str, Any]]:
     import torch
 
     from raynas.proxies import score
-    from trainables.classify import build_child, trial_seed
+    from trainables.child import build_child, trial_seed
 
     space = _space(job)
     batch = None

@@ -11,6 +11,10 @@ trial table, best so far against trials and wall time, learning curves, Pareto f
 (against the cost columns present; the front over completed trials only), op frequencies per
 edge among the top-k, the PBT family tree (when trials have parents), one-shot architecture
 weights (when reported) and a drawing of every top-k architecture.
+
+Kept as one module (over 450 lines): the page's sections (one function each) write one HTML
+document with shared formatting and one chart registry; the architecture drawings are in
+raynas.report.draw.
 """
 
 from __future__ import annotations

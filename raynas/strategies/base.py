@@ -32,6 +32,10 @@ driver-side constraints (:meth:`set_constraint_check`), synchronous batches
 :meth:`add_evaluated_trials`, :meth:`warm_start`: observed exactly like finished trials), and
 ``save``/``restore`` of the complete state, RNGs included, metric and mode too, so a restored
 searcher proposes exactly what an uninterrupted one would.
+
+Kept as one module (over 450 lines): NASSearcher is one class, the searcher contract every
+strategy inherits (proposals, de-duplication, constraints, failures, concurrency, batches,
+state); split, one state machine would be read across files.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ spaces use ``space.features``.
 Cost: the ensemble is one batched network trained for a fixed number of mini-batch steps,
 warm-started from the previous fit, so a refit costs the same at 10 or 5,000 observations
 (tens of milliseconds on 2 CPUs at the defaults). torch is imported on the first fit.
+
+Kept as one module (over 450 lines): one strategy: the BANANAS encodings, the MLP ensemble
+and the acquisition loop, each small, used only here.
 """
 
 from __future__ import annotations

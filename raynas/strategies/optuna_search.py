@@ -42,6 +42,9 @@ search asks what an uninterrupted one would.
 Example:
     >>> searcher = get_strategy("optuna", space, metric="val_acc", mode="max", seed=0,
     ...                         sampler="tpe", sampler_args={"n_startup_trials": 10})
+
+Kept as one module (over 450 lines): one strategy: the mapping of a space onto Optuna
+distributions and the ask/tell searcher that uses it.
 """
 
 from __future__ import annotations

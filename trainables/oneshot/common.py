@@ -3,7 +3,7 @@
 A one-shot trial trains a weight-sharing supernet of ``config["space"]`` (``nb201`` or
 ``darts``) and searches *inside* the trial. The outer Tune search proposes an ``arch`` from the
 same space as for any trainable, but a one-shot trial never trains it: the arch only picks the
-trial's seed (:func:`trainables.classify.trial_seed` of the experiment seed and the arch id),
+trial's seed (:func:`trainables.child.trial_seed` of the experiment seed and the arch id),
 so ``budget.trials`` differently seeded one-shot runs are made, and the outer strategy must be
 ``random`` or ``grid``.
 
@@ -55,7 +55,7 @@ from ray import tune
 from torch import nn
 
 from trainables import checkpoint
-from trainables.classify import (
+from trainables.child import (
     build_child,
     configure_determinism,
     data_from_config,
