@@ -9,9 +9,13 @@
    trained 3 epochs on digits; ``examples/bench-nb201-digits.yaml``), built with that space's
    args and scored on one seeded batch of digits (``raynas proxies score --config``'s
    batch); Spearman's rho and Kendall's tau of each proxy (and ``vote``) against the
-   table's final ``test_acc`` (mean over its seeds).
+   table's final ``test_acc`` (mean over its seeds). ``--table`` and ``--config`` name
+   another table and its build config (``--fmnist``: the Fashion-MNIST table,
+   ``benchmarks/data/nb201-3ops-fmnist.parquet`` with ``examples/bench-nb201-fashion-mnist.yaml``,
+   scored on one batch of its training split; needs ``dataset-fashion-mnist``).
 
 Usage: .venv/bin/python benchmarks/proxies.py [--archs 5] [--table-archs 729] [--proxies ...]
+       [--fmnist | --table TABLE --config CONFIG]
 Prints one JSON line last: {"seconds_per_arch": {...}, "spearman": {...}, "kendall": {...}}.
 """
 
@@ -35,6 +39,8 @@ from raynas.registry import resolve_space
 REPO = Path(__file__).resolve().parents[1]
 TABLE = REPO / "benchmarks" / "data" / "nb201-3ops-digits.parquet"
 CONFIG = REPO / "examples" / "bench-nb201-digits.yaml"
+FM_TABLE = REPO / "benchmarks" / "data" / "nb201-3ops-fmnist.parquet"
+FM_CONFIG = REPO / "examples" / "bench-nb201-fashion-mnist.yaml"
 
 
 def seconds_per_arch(proxies: list[str], archs: int, batch: int, seed: int) -> dict[str, float]:
@@ -60,7 +66,14 @@ def main() -> None:
     parser.add_argument("--table-archs", type=int, default=729, help="archs of the table")
     parser.add_argument("--batch", type=int, default=64, help="examples in the one batch")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--table", type=Path, default=TABLE, help="recorded table")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="the table's build config")
+    parser.add_argument(
+        "--fmnist", action="store_true", help="the Fashion-MNIST table and its config"
+    )
     args = parser.parse_args()
+    if args.fmnist:
+        args.table, args.config = FM_TABLE, FM_CONFIG
 
     timing = seconds_per_arch(args.proxies, args.archs, args.batch, args.seed)
     print("seconds per arch (nb201 C=16 N=5, 32x32, CPU):")
@@ -69,14 +82,16 @@ def main() -> None:
 
     vote = all(p in args.proxies for p in ("synflow", "jacob_cov", "snip"))
     ensembles = ("vote",) if vote else ()
-    job = config_job(CONFIG, tuple(args.proxies), ensembles, seed=args.seed, batch_size=args.batch)
-    table = load_table(TABLE)
+    job = config_job(
+        args.config, tuple(args.proxies), ensembles, seed=args.seed, batch_size=args.batch
+    )
+    table = load_table(args.table)
     start = time.perf_counter()
     archs = select_archs(table.space, every=False, sample=args.table_archs, seed=args.seed)
     scores = add_ensembles(pd.DataFrame(score_chunk(job, archs)), job)
     result = correlate(scores, table, "test_acc")
     print(
-        f"{len(scores)} archs of {TABLE.name} scored in {time.perf_counter() - start:.1f} s; "
+        f"{len(scores)} archs of {args.table.name} scored in {time.perf_counter() - start:.1f} s; "
         "rank correlation with test_acc:"
     )
     print(result.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -84,7 +99,7 @@ def main() -> None:
         "timed_archs": args.archs,
         "batch": args.batch,
         "seconds_per_arch": {k: round(v, 4) for k, v in timing.items()},
-        "table": TABLE.name,
+        "table": args.table.name,
         "correlated_archs": len(scores),
         "metric": "test_acc",
         "spearman": {r.proxy: round(r.spearman, 4) for r in result.itertuples()},
