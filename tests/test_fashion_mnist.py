@@ -136,3 +136,31 @@ def test_a_two_child_search_on_the_real_files(tmp_path: Path) -> None:
         last = lines[0]
         assert last["status"] == "ok" and last["epoch"] == 1
         assert 0.0 <= last["val_acc"] <= 1.0 and "test_acc" not in last
+
+
+# --- the shipped table ---------------------------------------------------------------------
+FM_TABLE = REPO / "benchmarks" / "data" / "nb201-3ops-fmnist.parquet"
+FM_BUILD = REPO / "examples" / "bench-nb201-fashion-mnist.yaml"
+
+
+def test_the_shipped_table_holds_its_whole_space_for_both_seeds_as_its_config_says() -> None:
+    """The table is what `raynas bench build` of its example config wrote: every cell of the
+    space for each seed, the whole curve, the test column, and that config in its metadata."""
+    import pandas as pd
+
+    from raynas.bench.table import load_table, read_meta
+
+    table = load_table(FM_TABLE)
+    assert table.space.name == "nb201" and table.space.cardinality == 3**6
+    frame = pd.read_parquet(FM_TABLE)
+    exp = load_config(FM_BUILD)
+    assert sorted(frame["seed"].unique()) == [0, 1]
+    per_seed = frame.groupby("seed")["arch"].nunique()
+    assert (per_seed == 3**6).all()
+    assert sorted(frame["epoch"].unique()) == list(range(1, exp.train.epochs + 1))
+    last = frame[frame["epoch"] == exp.train.epochs]
+    assert last["test_acc"].notna().all() and frame["params"].notna().all()
+    built = read_meta(FM_TABLE)["config"]
+    assert built["data"] == exp.to_dict()["data"]
+    assert built["train"] == exp.to_dict()["train"]
+    assert built["space_args"] == exp.to_dict()["space_args"]
