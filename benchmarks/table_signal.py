@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from raynas.bench.table import load_table
+
 REPO = Path(__file__).resolve().parents[1]
 TABLES = [
     REPO / "benchmarks" / "data" / "nb201-3ops-digits.parquet",
@@ -37,10 +39,13 @@ METRICS = ("val_acc", "test_acc")
 
 
 def final_rows(path: Path) -> pd.DataFrame:
-    """``arch x seed`` rows of the last recorded epoch of each (arch, seed)."""
-    table = pd.read_parquet(path)
-    last = table.sort_values("epoch").groupby(["arch", "seed"], as_index=False).tail(1)
-    return last.set_index(["arch", "seed"]).sort_index()
+    """``arch_id x seed`` rows of the last recorded epoch of each (arch, seed)."""
+    table = load_table(path)
+    per_seed = [
+        table.final(seed_mode="by_seed", seed=i).assign(seed=seed)
+        for i, seed in enumerate(table.seeds)
+    ]
+    return pd.concat(per_seed).set_index("seed", append=True).sort_index()
 
 
 def signal(final: pd.DataFrame, metric: str) -> dict[str, float]:
@@ -75,7 +80,9 @@ def table_signal(path: Path) -> dict[str, Any]:
         if metric not in final or final[metric].isna().all():
             continue
         out["all"][metric] = signal(final, metric)
-        out["trainable"][metric] = signal(final[final.index.isin(trainable, level="arch")], metric)
+        out["trainable"][metric] = signal(
+            final[final.index.isin(trainable, level="arch_id")], metric
+        )
     out["train_time_s"] = float(final["train_time_s"].sum()) if "train_time_s" in final else None
     return out
 
