@@ -32,7 +32,14 @@ from raynas.journal import apply_journal, install_snapshot
 from raynas.lock import check_free, holding
 from raynas.ray_setup import init_ray
 from raynas.run_notes import _print_notes, _print_proxy_cost, _record_refusals
-from raynas.storage import _exists_non_empty, _local_path, _remote_fs, _write_config
+from raynas.storage import (
+    _exists_non_empty,
+    _local_path,
+    _remote_fs,
+    _write_config,
+    atomic_uploads,
+    drop_partials,
+)
 from raynas.tune_setup import _trainable, build_tuner, make_searcher, param_space
 
 
@@ -382,6 +389,10 @@ def _fit(tuner: Any, uri: str) -> None:
         signal.signal(signal.SIGINT, on_sigint)
     from raynas.strategies.base import InfeasibleSpaceError
 
+    local = _local_path(uri)
+    if local is not None:
+        drop_partials(local)  # a killed copy's leftovers (no copy runs yet)
+    atomic_uploads()
     try:
         tuner.fit()
     except InfeasibleSpaceError as err:  # a user's constraints, not a bug: no traceback
