@@ -6,8 +6,9 @@ SIGKILLed ``--kills`` times at seeded moments chosen from what the experiment re
 (the n-th epoch result), resuming after each kill (``raynas.testing.kill_loop``). Reported
 per pair: kills survived, trials re-run (finished before a kill and trained again, or an
 architecture evaluated twice), trials lost, whether the sequence of architectures and of
-epochs each trained equals the uninterrupted run's, seconds lost per kill (the Ray restart
-dominates) and Ray processes still running 5 s after their driver was killed.
+epochs each trained equals the uninterrupted run's, trials whose rows miss or repeat an
+epoch (gaps), seconds lost per kill (the Ray restart dominates) and Ray processes still running
+5 s after their driver was killed.
 
 Usage: .venv/bin/python benchmarks/kill_loop.py [--kills 10] [--trials 12] [--epochs 3]
        [--pairs evolution:fifo bo:asha]
@@ -59,6 +60,7 @@ def main() -> None:
         "leaked_processes": sum(r["leaked_processes"] for r in reports),
         "not_reaped": sum(r["not_reaped"] for r in reports),
         "unreadable": sum(r["unreadable"] for r in reports),
+        "gaps": sum(r["gaps"] for r in reports),
         "wall_s": round(time.perf_counter() - start, 1),
     }
     print(json.dumps(summary))

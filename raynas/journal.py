@@ -51,6 +51,7 @@ from typing import Any
 from ray.tune import Callback
 
 from raynas.files import JOURNAL_FILE, SNAPSHOT_FILE, STATE_FILE, trial_dirs, trial_dirs_of
+from raynas.loggers import rows_dir
 
 __all__ = ["Journal", "apply_journal", "install_snapshot", "read_journal"]
 
@@ -217,6 +218,96 @@ def _complete_result_file(
         f.write(("\n" if cut else "") + json.dumps(_jsonable(result)) + "\n")
 
 
+def drop_stale_rows(trial_dir: Path, iteration: Any) -> int:
+    """Cut the rows of ``iteration`` and later from a resumed trial's ``result.json`` and
+    ``progress.csv`` (in :func:`raynas.loggers.rows_dir`, where the loggers write them).
+
+    A trial killed after reporting epoch k but before Tune recorded its epoch-k checkpoint
+    resumes from an older checkpoint and reports epoch k again; Tune's logger appends, so the
+    files would hold epoch k twice (the killed session's row, then the new one). Called with
+    the first result of a resumed trial, before the logger writes it. Each file is cut in
+    place (the logger holds it open for appending), only ever at the end, so a kill meanwhile
+    leaves the earlier rows as they were. Returns how many rows were cut.
+    """
+    if not isinstance(iteration, int):
+        return 0
+    return _cut_json_rows(trial_dir / "result.json", iteration) + _cut_csv_rows(
+        trial_dir / "progress.csv", iteration
+    )
+
+
+class _Unreadable(Exception):
+    """A file the cut cannot read row by row: it is left as it is."""
+
+
+def _cut_tail(path: Path, iteration: int, parse: Any, header: int = 0) -> int:
+    """Truncate ``path`` before the run of rows at its end whose ``training_iteration`` is
+    ``iteration`` or more (a last line a kill cut included); ``parse(line)`` gives a whole
+    line's iteration (None: keep it and stop). The first ``header`` lines always stay. Only a
+    tail is cut, so an earlier jump back in the iterations (a PBT clone) is never touched.
+    Returns how many lines were cut."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    lines = data.splitlines(keepends=True)
+    end = len(lines)
+    try:
+        while end > header:
+            line = lines[end - 1]
+            if line.endswith(b"\n"):
+                seen = parse(line)
+                if not isinstance(seen, int) or seen < iteration:
+                    break
+            end -= 1
+    except _Unreadable:
+        return 0
+    offset = sum(len(line) for line in lines[:end])
+    if offset < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(offset)
+    return len(lines) - end
+
+
+def _json_iteration(line: bytes) -> Any:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row.get("training_iteration") if isinstance(row, dict) else None
+
+
+def _cut_json_rows(path: Path, iteration: int) -> int:
+    return _cut_tail(path, iteration, _json_iteration)
+
+
+def _cut_csv_rows(path: Path, iteration: int) -> int:
+    """The same for Tune's ``progress.csv`` (its header kept); a file it cannot read line by
+    line (a value holding a newline) is left as it is."""
+    import csv
+
+    try:
+        with open(path, "rb") as f:
+            first = f.readline().decode(errors="replace")
+    except FileNotFoundError:
+        return 0
+    header = next(csv.reader([first]), [])
+    if "training_iteration" not in header:
+        return 0
+    column = header.index("training_iteration")
+
+    def parse(line: bytes) -> int:
+        fields = next(csv.reader([line.decode(errors="replace")]), [])
+        if len(fields) != len(header):
+            raise _Unreadable
+        try:
+            return int(fields[column])
+        except ValueError:
+            raise _Unreadable from None
+
+    return _cut_tail(path, iteration, parse, header=1)
+
+
 def apply_journal(folder: Path) -> int:
     """Write the journal's finished trials into Tune's newest snapshot in ``folder``.
 
@@ -343,6 +434,8 @@ class Journal(Callback):
         self._finished: set[str] = set()
         #: Why the scheduler's state could not be saved (None: it was, or there is none).
         self.unsaved: str | None = None
+        #: Trials restored unfinished whose first result of this session is still to come.
+        self._resumed: set[str] = set()
 
     # -- resume -----------------------------------------------------------------------
     def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
@@ -352,6 +445,7 @@ class Journal(Callback):
         if trials:
             _forget_raynas_files(Path(trials[0].storage.experiment_driver_staging_path))
         by_id = {t.trial_id: t for t in trials}
+        self._resumed = {t.trial_id for t in trials if t.status not in (FINISHED, "ERROR")}
         self._restore_scheduler(by_id)
         self._replay(by_id)
 
@@ -447,6 +541,9 @@ class Journal(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict, **info: Any
     ) -> None:
+        if trial.trial_id in self._resumed:
+            self._resumed.discard(trial.trial_id)
+            drop_stale_rows(rows_dir(trial), result.get("training_iteration"))
         if result.get("done"):
             # The trial's last result: journaled now, before Tune's logger writes its row (the
             # runner puts this callback first) and before Tune ends the trial, so a kill in

@@ -57,6 +57,10 @@ TINY = {
         *("--proxies", "synflow", "snip", "jacob_cov", "nwot"),
     ],
     "table_signal.py": [],  # the shipped tables, seconds
+    "proxy_search.py": [
+        *("--tables", "digits", "--seeds", "2", "--budgets", "10", "--strategies", "evolution"),
+        *("--proxies", "synflow", "--score-archs", "20", "--jobs", "1"),
+    ],
     "oneshot_cost.py": [
         *("--methods", "darts-1", "--spaces", "nb201"),
         *("--steps", "1", "--repeats", "1", "--devices", "cpu"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from raynas.journal import apply_journal, read_journal
+from raynas.journal import apply_journal, drop_stale_rows, read_journal
 from raynas.testing.kill_loop import kill_loop, small_search
 
 
@@ -20,6 +20,7 @@ def test_kill_loop_loses_and_repeats_nothing(tmp_path: Path, strategy: str, sche
     print(json.dumps(report.to_dict()))
     assert report.kills >= 2, report
     assert report.rerun == 0 and report.lost == 0 and report.unreadable == 0, report
+    assert report.gaps == 0, report
     assert report.not_reaped == 0, report
     assert report.same_sequence, report.differences
 
@@ -130,3 +131,45 @@ def test_the_result_row_a_kill_cut_is_completed_for_raynas_and_tune_folder_names
     rows = [json.loads(x) for x in (ours / "result.json").read_text().splitlines()]
     assert [r["training_iteration"] for r in rows] == [1, 2]
     assert len((tunes / "result.json").read_text().splitlines()) == 1  # already there
+
+
+def _row(i: int) -> str:
+    return json.dumps({"training_iteration": i, "val_acc": i / 10}) + "\n"
+
+
+def test_a_resumed_trial_loses_the_rows_its_older_checkpoint_trains_again(tmp_path: Path) -> None:
+    """Killed after reporting epoch 2 but before Tune recorded its epoch-2 checkpoint, a trial
+    resumes from epoch 1 and reports epoch 2 again: its files keep one row per epoch. The cut
+    is made in place, so the logger's open append handle writes after the kept rows."""
+    result, progress = tmp_path / "result.json", tmp_path / "progress.csv"
+    result.write_text(_row(1) + _row(2) + '{"training_iteration": 3, "val')  # last line cut
+    progress.write_text(
+        'training_iteration,arch_str,val_acc\n1,"a,b",0.1\n2,"a,b",0.2\n3,"a,b",0.3\n'
+    )
+    with open(result, "a") as logger:  # Tune's JsonLoggerCallback holds the file open so
+        assert drop_stale_rows(tmp_path, 2) == 2 + 2  # result: 2 and the cut row; csv: 2, 3
+        logger.write(_row(2))
+        logger.flush()
+    assert [json.loads(x)["training_iteration"] for x in result.read_text().splitlines()] == [1, 2]
+    assert progress.read_text() == 'training_iteration,arch_str,val_acc\n1,"a,b",0.1\n'
+    assert drop_stale_rows(tmp_path, 9) == 0  # nothing at or after epoch 9
+    assert drop_stale_rows(tmp_path, None) == 0  # a result without an iteration: untouched
+    assert drop_stale_rows(tmp_path / "missing", 1) == 0
+
+
+def test_a_progress_file_it_cannot_read_row_by_row_is_left_alone(tmp_path: Path) -> None:
+    text = 'training_iteration,note\n1,"two\nlines"\n2,x\n'
+    (tmp_path / "progress.csv").write_text(text)
+    assert drop_stale_rows(tmp_path, 2) == 0
+    assert (tmp_path / "progress.csv").read_text() == text
+
+
+def test_only_the_tail_is_cut_so_a_pbt_clone_s_jump_back_stays(tmp_path: Path) -> None:
+    """Rows 1-4, then a clone of a peer's epoch-1 checkpoint (rows 2, 3): resumed at epoch 3,
+    only the last row goes; the trial's own epochs 3 and 4 before the clone stay."""
+    path = tmp_path / "result.json"
+    path.write_text("".join(_row(i) for i in (1, 2, 3, 4, 2, 3)))
+    assert drop_stale_rows(tmp_path, 3) == 1
+    assert [json.loads(x)["training_iteration"] for x in path.read_text().splitlines()] == [
+        1, 2, 3, 4, 2,
+    ]  # fmt: skip

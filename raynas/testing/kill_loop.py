@@ -19,6 +19,10 @@ What is compared (:class:`KillLoopReport`):
 - ``leaked_processes``: Ray processes of a killed driver still running 5 s after the kill
   (summed over kills), and ``not_reaped``: those still running after the next ``raynas
   resume`` took the folder over (it kills them; must be 0);
+- ``gaps``: trials of the killed run whose ``result.json`` does not hold each training
+  iteration from 1 to its last exactly once (a row lost to a kill, or an epoch reported
+  twice by a trial resumed from an older checkpoint); must be 0 for schedulers that neither
+  pause nor clone trials (FIFO, ASHA: the loop's pairs);
 - ``unreadable``: times ``raynas.load`` (``raynas analyze``) failed on the folder, read just
   before each kill (mid-write) and just after it; must be 0.
 """
@@ -79,6 +83,7 @@ class KillLoopReport:
     leaked_processes: int
     not_reaped: int
     unreadable: int
+    gaps: int = 0
     differences: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -184,6 +189,15 @@ def _iteration(line: str) -> Any:
         return json.loads(line).get("training_iteration")
     except ValueError:
         return None
+
+
+def _gaps(folder: Path) -> int:
+    """Trials whose rows are not iterations 1, 2, ..., last, each once."""
+    out = 0
+    for trial in _trial_dirs(folder):
+        seen = [row.get("training_iteration") for row in _rows(trial / "result.json")]
+        out += int(bool(seen) and seen != list(range(1, len(seen) + 1)))
+    return out
 
 
 def _unreadable(folder: Path) -> int:
@@ -305,5 +319,6 @@ def kill_loop(
         leaked_processes=leaked,
         not_reaped=not_reaped,
         unreadable=unreadable,
+        gaps=_gaps(folder),
         differences=differences,
     )
