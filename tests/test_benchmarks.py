@@ -58,8 +58,9 @@ TINY = {
     ],
     "table_signal.py": [],  # the shipped tables, seconds
     "proxy_search.py": [
-        *("--tables", "digits", "--seeds", "2", "--budgets", "10", "--strategies", "evolution"),
-        *("--proxies", "synflow", "--score-archs", "20", "--jobs", "1"),
+        *("--tables", "digits", "--seeds", "2", "--budgets", "10"),
+        *("--strategies", "evolution", "bo", "--proxies", "synflow"),
+        *("--score-archs", "20", "--jobs", "1"),
     ],
     "oneshot_cost.py": [
         *("--methods", "darts-1", "--spaces", "nb201"),

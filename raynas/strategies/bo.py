@@ -157,6 +157,10 @@ class NeuralEnsembleBO(ProxyGuided):
         num_threads: torch threads while fitting and predicting, restored afterwards (None:
             ``torch.get_num_threads()``). The networks are tiny; on a loaded 2-CPU box 100
             steps took 0.16 s with 1 thread and 8.5 s with 2 (threads spin-waiting).
+        proxy_feature: Give the surrogate the proxy's score as one more input (its quantile
+            among the scores known at each fit), as BANANAS-style predictors take zero-cost
+            features; needs ``proxy`` (``warmup_pool: 1, move_candidates: 1`` for the
+            feature alone).
         **kwargs: ``metric``, ``mode``, ``seed``, ``allow_repeats`` (see
             :class:`~raynas.strategies.base.NASSearcher`) and ``proxy`` (see
             :class:`~raynas.strategies.proxy.ProxyGuided`: the initial design is the top of a
@@ -189,6 +193,7 @@ class NeuralEnsembleBO(ProxyGuided):
         refit_every: int = 1,
         learning_rate: float = 0.01,
         num_threads: int | None = 1,
+        proxy_feature: bool = False,
         **kwargs: Any,
     ) -> None:
         for name, value in (
@@ -213,7 +218,17 @@ class NeuralEnsembleBO(ProxyGuided):
                 f"acquisition must be one of {list(ACQUISITIONS)} and encoding one of "
                 f"{list(ENCODINGS)}, got ({acquisition=}, {encoding=})"
             )
+        if not isinstance(proxy_feature, bool):
+            raise StrategyError(f"proxy_feature must be true or false, got {proxy_feature!r}")
         super().__init__(space, **kwargs)
+        if proxy_feature and self.proxy is None:
+            raise StrategyError(
+                "proxy_feature: true needs strategy.proxy (e.g. proxy: {name: synflow, "
+                "warmup_pool: 1, move_candidates: 1} to use the proxy as a feature only)"
+            )
+        self.proxy_feature = proxy_feature
+        #: The sorted proxy scores the last fit ranked against (see :meth:`_proxy_column`).
+        self._proxy_reference = np.zeros(0)
         paths = PathEncoder(space)
         if encoding == "path" and paths.size == 0:
             raise StrategyError(
@@ -256,7 +271,10 @@ class NeuralEnsembleBO(ProxyGuided):
         candidates = self._proxy_filtered(self._candidates())
         if not candidates:
             return self.random_unseen()
-        mean, std = self.predict(np.stack([vec for _, _, vec in candidates]))
+        x = np.stack([vec for _, _, vec in candidates])
+        if self.proxy_feature:
+            x = np.hstack([x, self._proxy_column([arch for arch, _, _ in candidates])])
+        mean, std = self.predict(x)
         if self.acquisition == "its":
             value = mean + std * self.rng.standard_normal(len(candidates))
         else:
@@ -356,6 +374,21 @@ class NeuralEnsembleBO(ProxyGuided):
         self.rows = rows if rows is not None else [self.encode(a) for a, _ in self.history]
 
     # --- surrogate --------------------------------------------------------------------
+    def _proxy_column(self, archs: list[Arch], *, refit: bool = False) -> np.ndarray:
+        """The proxy as one more surrogate input: each arch's score as its quantile among
+        the scores known at the last fit (``refit``: now, and remember them), in [0, 1] like
+        the one-hot inputs whatever the proxy's scale; an invalid (NaN) score is -0.25."""
+        scores = self.proxy_scores(archs)
+        if refit:
+            known = np.fromiter(self.proxy_cache.values(), dtype=np.float64)
+            self._proxy_reference = np.sort(known[np.isfinite(known)])
+        ref = self._proxy_reference
+        if ref.size == 0:
+            quantile = np.full(len(archs), 0.5)
+        else:
+            quantile = np.searchsorted(ref, scores, side="right") / ref.size
+        return np.where(np.isnan(scores), -0.25, quantile).astype(np.float32)[:, None]
+
     def _targets(self) -> np.ndarray:
         """Standardised values of ``self.history`` as resolved now (early-stopped trials
         within their rung); failed trials one spread below the worst valid value."""
@@ -370,7 +403,11 @@ class NeuralEnsembleBO(ProxyGuided):
 
         start = time.perf_counter()
         with _threads(self.num_threads):
-            x = torch.from_numpy(np.stack(self.rows))
+            rows = np.stack(self.rows)
+            if self.proxy_feature:
+                archs = [arch for arch, _ in self.history]
+                rows = np.hstack([rows, self._proxy_column(archs, refit=True)])
+            x = torch.from_numpy(rows)
             y = torch.from_numpy(self._targets())
             gen = torch.Generator().manual_seed(int(self.rng.integers(2**62)))
             cold = self.model is None or self.model.inputs != x.shape[1]
