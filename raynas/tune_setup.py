@@ -88,7 +88,8 @@ def _wire_proxy(exp: Experiment, searcher: Any) -> None:
 
     def score_many(archs: list[Any]) -> list[float]:
         encoded = [json.dumps(a, sort_keys=True) for a in archs]
-        table = run_scoring(job, encoded, out=None, use_ray=True, log=lambda _: None)
+        # num_cpus=0: the trials may hold every CPU while the driver waits for these scores
+        table = run_scoring(job, encoded, out=None, use_ray=True, num_cpus=0, log=lambda _: None)
         return [float(v) for v in table[name]]
 
     searcher.set_proxy_scorer(BatchScorer(score_many))

@@ -152,7 +152,8 @@ def score_chunk(job: ScoreJob, archs: Sequence[str]) -> list[dict[str, Any]]:
     space = _space(job)
     batch = None
     if job.batch is not None:
-        batch = (torch.from_numpy(job.batch[0]).float(), torch.from_numpy(job.batch[1]).long())
+        # torch.tensor copies: a job from Ray's object store holds read-only arrays
+        batch = (torch.tensor(job.batch[0]).float(), torch.tensor(job.batch[1]).long())
     rows = []
     for text in archs:
         arch = space.canonical(json.loads(text))
@@ -199,6 +200,7 @@ def run_scoring(
     out: str | Path | None,
     chunk_size: int = 8,
     use_ray: bool = True,
+    num_cpus: float = 1.0,
     log: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """Score ``archs`` (JSON strings) in chunks, on Ray tasks or in this process.
@@ -208,8 +210,11 @@ def run_scoring(
         archs: The archs, as canonical JSON strings.
         out: The Parquet table to write (resumable through ``OUT.parts``), or None.
         chunk_size: Archs per task.
-        use_ray: One Ray task (1 CPU) per chunk on :func:`raynas.ray_setup.init_ray`'s Ray;
-            False scores in this process.
+        use_ray: One Ray task per chunk on :func:`raynas.ray_setup.init_ray`'s Ray, at most
+            twice the cluster's CPUs in flight; False scores in this process.
+        num_cpus: The CPUs each task asks for. A live search passes 0: its trials (and the
+            actors Tune keeps for reuse) may hold every CPU, and a task waiting for one would
+            stall the driver that waits for the scores, for ever.
         log: Where progress lines go.
 
     Returns:
@@ -245,10 +250,15 @@ def run_scoring(
         from raynas.ray_setup import init_ray
 
         init_ray(None)
-        remote = ray.remote(num_cpus=1)(score_chunk)
+        remote = ray.remote(num_cpus=num_cpus)(score_chunk)
         ref = ray.put(job)
-        pending = {remote.remote(ref, chunks[i]): i for i in todo}
-        while pending:
+        limit = max(1, 2 * int(ray.cluster_resources().get("CPU", 1)))
+        queue = list(reversed(todo))
+        pending: dict[Any, int] = {}
+        while queue or pending:
+            while queue and len(pending) < limit:
+                i = queue.pop()
+                pending[remote.remote(ref, chunks[i])] = i
             ready, _ = ray.wait(list(pending), num_returns=1)
             record(pending.pop(ready[0]), ray.get(ready[0]))
     else:
