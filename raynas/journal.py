@@ -270,10 +270,13 @@ def _cut_tail(path: Path, iteration: int, parse: Any, header: int = 0) -> int:
 
 
 def _json_iteration(line: bytes) -> Any:
+    """A row's iteration; a line that is not JSON (one a kill cut, which the logger ended
+    with a newline when it opened the file again) counts as after every iteration, so a
+    tail of them is cut too."""
     try:
         row = json.loads(line)
     except ValueError:
-        return None
+        return sys.maxsize
     return row.get("training_iteration") if isinstance(row, dict) else None
 
 

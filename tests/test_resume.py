@@ -157,6 +157,15 @@ def test_a_resumed_trial_loses_the_rows_its_older_checkpoint_trains_again(tmp_pa
     assert drop_stale_rows(tmp_path / "missing", 1) == 0
 
 
+def test_a_cut_row_the_logger_ended_with_a_newline_is_cut_too(tmp_path: Path) -> None:
+    """The logger ends a cut last line when it opens the file again (before the first
+    result): that line is in the tail the resume cuts, not kept as a row."""
+    path = tmp_path / "result.json"
+    path.write_text(_row(1) + _row(2) + '{"training_iteration": 3, "va\n')
+    assert drop_stale_rows(tmp_path, 3) == 1
+    assert path.read_text() == _row(1) + _row(2)
+
+
 def test_a_progress_file_it_cannot_read_row_by_row_is_left_alone(tmp_path: Path) -> None:
     text = 'training_iteration,note\n1,"two\nlines"\n2,x\n'
     (tmp_path / "progress.csv").write_text(text)
