@@ -558,6 +558,12 @@ class Journal(Callback):
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._save_scheduler()
 
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        """A trial retried in this session (``failure.max_retries``) restarts from its last
+        checkpoint, as a resumed one does: its rows past that checkpoint are cut at its next
+        result (:func:`drop_stale_rows`), so no epoch is reported twice."""
+        self._resumed.add(trial.trial_id)
+
     def _record(self, trial: Any, status: str, result: Mapping[str, Any] | None = None) -> None:
         if status == FINISHED:
             self._finished.add(trial.trial_id)

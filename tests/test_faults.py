@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -72,3 +73,37 @@ def test_unknown_plugin_is_a_config_error(
     assert "plugins: plugin module 'no_such_module_xyz' cannot be imported" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.slow
+def test_a_trial_retried_in_session_reports_each_epoch_once(
+    tmp_path: Path, ray_session: None
+) -> None:
+    """A trial whose process dies mid-epoch 4 (after rows 1-3, checkpoint at 2) is retried from
+    its epoch-2 checkpoint (``failure.max_retries``) and reports epoch 3 again: its files hold
+    each epoch once, the retried session's row, not the dead one's beside it."""
+    marker = tmp_path / "died"
+    exp = small_experiment(
+        tmp_path,
+        name="retried",
+        plugins=["tests.faulty"],
+        space="faulty",
+        strategy={"name": "grid"},
+        budget={"trials": 1, "concurrent": 1},
+        objective={"constraints": []},
+        train={"epochs": 4, "batch_size": 4096, "grad_clip": None},  # one batch per epoch
+        checkpoint={"every": 2},
+        failure={"max_retries": 1},
+    )
+    exp["space_args"] = {"behaviours": ["ok"], "die_after": 3, "marker": str(marker)}
+    result = raynas.run(exp, verbose=False)
+    assert marker.exists(), "the child's process was not killed"
+    assert list(result.trials["status"]) == ["completed"], result.trials[["status", "error"]]
+    trial_dir = Path(result.trials["trial_dir"].iloc[0])
+    rows = [json.loads(x) for x in (trial_dir / "result.json").read_text().splitlines()]
+    assert [r["training_iteration"] for r in rows] == [1, 2, 3, 4]
+    assert rows[0]["pid"] != rows[-1]["pid"], "no retry: one process trained every epoch"
+    assert rows[2]["pid"] == rows[3]["pid"], "epoch 3 kept from the dead process"
+    csv_lines = (trial_dir / "progress.csv").read_text().splitlines()
+    assert len(csv_lines) == 1 + 4, csv_lines
+    assert list(result.curves["epoch"]) == [1, 2, 3, 4]
