@@ -10,8 +10,13 @@ epochs each trained equals the uninterrupted run's, trials whose rows miss or re
 epoch (gaps), seconds lost per kill (the Ray restart dominates) and Ray processes still running
 5 s after their driver was killed.
 
+``random:pbt_evolution`` is synchronous PBT over a population of ``--pbt-population`` trials
+trained together for ``--pbt-epochs`` epochs; "the same sequence" then also means the same
+lineage (epoch by epoch, each trial's architecture and the trial it was cloned from).
+
 Usage: .venv/bin/python benchmarks/kill_loop.py [--kills 10] [--trials 12] [--epochs 3]
-       [--pairs evolution:fifo bo:asha]
+       [--pairs evolution:fifo bo:asha random:pbt_evolution] [--pbt-population 4]
+       [--pbt-epochs 4]
 Target: 0 re-run and 0 lost over at least 10 kills per pair, the same sequence.
 """
 
@@ -32,14 +37,21 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pairs", nargs="+", default=["evolution:fifo", "bo:asha"])
+    parser.add_argument(
+        "--pairs", nargs="+", default=["evolution:fifo", "bo:asha", "random:pbt_evolution"]
+    )
+    parser.add_argument("--pbt-population", type=int, default=4)
+    parser.add_argument("--pbt-epochs", type=int, default=4)
     args = parser.parse_args()
     start = time.perf_counter()
     reports = []
     with tempfile.TemporaryDirectory(prefix="raynas-kill-loop-") as tmp:
         for pair in args.pairs:
             strategy, scheduler = pair.split(":")
-            cfg = small_search(strategy, scheduler, args.trials, args.epochs)
+            if scheduler == "pbt_evolution":
+                cfg = small_search(strategy, scheduler, args.pbt_population, args.pbt_epochs)
+            else:
+                cfg = small_search(strategy, scheduler, args.trials, args.epochs)
             report = kill_loop(
                 cfg, Path(tmp) / pair.replace(":", "-"), kills=args.kills, seed=args.seed
             )

@@ -19,7 +19,8 @@ child a fair chance before it is ranked against members that kept training undis
   before it could recover.
 
 ``synch: true`` is Tune's synchronous PBT: the population is ranked together at each
-interval, so who clones whom does not depend on which trial reports first.
+interval, so who clones whom does not depend on which trial reports first. A child in its
+grace waits at each barrier like the others but is left out of the ranking there.
 
 A mutation that breaks a constraint the driver can check (``params``, ``flops``) is drawn
 again (up to 20 times, then the child keeps its donor's architecture).
@@ -248,11 +249,16 @@ class ArchPBT(PopulationBasedTraining):
         self.last_exploit_epoch = self.epochs - self._perturbation_interval - self.mutation_grace
         if seed is not None:
             random.seed(seed)
+        #: Under ``synch``: a changed child's time before which it is not ranked (its grace).
+        self._grace_until: dict[Any, float] = {}
+        #: An exploited trial's donor checkpoint until it has trained from it (see _exploit).
+        self._clones: dict[Any, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         from ray.train._internal.session import _FutureTrainingResult
 
         state = dict(self.__dict__)
+        state.pop("_controller", None)  # this session's Tune controller (not state)
         trial_state = {}
         for trial, entry in self._trial_state.items():
             if isinstance(entry.last_checkpoint, _FutureTrainingResult):  # a pending save
@@ -265,21 +271,46 @@ class ArchPBT(PopulationBasedTraining):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         python_random = state.pop("python_random", None)
+        state.setdefault("_grace_until", {})
+        state.setdefault("_clones", {})
         self.__dict__.update(state)
         if python_random is not None:
             random.setstate(python_random)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        self._clones.pop(trial, None)  # it trains from the checkpoint it was given
         epoch = result.get(self._time_attr)
         if isinstance(epoch, int | float) and epoch > self.last_exploit_epoch:
             return str(TrialScheduler.CONTINUE)  # too late for a child to recover
         return str(super().on_trial_result(tune_controller, trial, result))
 
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        # Kept for after_restore, which must pause the trials that wait at the barrier (Tune
+        # calls this for every trial of a resumed run before its first step).
+        self._controller = tune_controller
+        super().on_trial_add(tune_controller, trial)
+
     def choose_trial_to_run(self, tune_controller: Any) -> Any:
         trial = super().choose_trial_to_run(tune_controller)
         if trial is not None:
             _drop_stale_stop(tune_controller, trial)
+            self._give_clone_checkpoint(trial)
         return trial
+
+    def _quantiles(self) -> tuple[list, list]:
+        # A child in its grace is not ranked: hidden as a trial with no score is.
+        hidden = {
+            trial: state.last_score
+            for trial, state in self._trial_state.items()
+            if state.last_train_time < self._grace_until.get(trial, 0)
+        }
+        for trial in hidden:
+            self._trial_state[trial].last_score = None
+        try:
+            return super()._quantiles()  # type: ignore[no-any-return]
+        finally:
+            for trial, score in hidden.items():
+                self._trial_state[trial].last_score = score
 
     def after_restore(self) -> None:
         """Called by the journal once this state is bound to the trials of a resumed run.
@@ -287,20 +318,40 @@ class ArchPBT(PopulationBasedTraining):
         A trial whose last result was recorded here after the checkpoint Tune kept (the kill
         came between the result and its save) goes back to that checkpoint's result: it trains
         to the barrier again (deterministically, from that checkpoint) instead of waiting
-        there with older weights that a lower-quantile trial would clone.
+        there with older weights that a lower-quantile trial would clone. A trial with no
+        checkpoint at all restarts from scratch, so its state goes back to a new trial's: left
+        at the barrier, it would be ranked (and chosen to be cloned) with no checkpoint to
+        clone, and the exploit would be skipped.
+
+        Under ``synch``, a trial that waited at the barrier goes back to PAUSED: Tune requeues
+        every unfinished trial as PENDING, and it starts PENDING trials without asking the
+        scheduler, so a waiting trial would train past the barrier (and, past the last
+        exploit epoch, to its end) while the others were still to reach it.
         """
+        for trial in self._clones:
+            self._give_clone_checkpoint(trial)
         for trial, state in self._trial_state.items():
+            if trial.status in ("TERMINATED", "ERROR"):
+                continue  # nothing trains again (and the barrier must not wait for it)
             manager: Any = trial.run_metadata.checkpoint_manager
             kept = getattr(manager, "latest_checkpoint_result", None)
-            metrics = getattr(kept, "metrics", None) or {}
-            at = metrics.get(self._time_attr)
+            metrics = dict(getattr(kept, "metrics", None) or {})
+            at = metrics.get(self._time_attr, 0 if kept is None else None)
             if not isinstance(at, int | float) or state.last_train_time <= at:
                 continue
             state.last_train_time = int(at)
-            state.last_result = dict(metrics)
-            if self._metric in metrics:
-                state.last_score = self._metric_op * metrics[self._metric]
+            state.last_result = metrics or None
+            state.last_score = (
+                self._metric_op * metrics[self._metric] if self._metric in metrics else None
+            )
             state.last_checkpoint = None
+        controller = getattr(self, "_controller", None)
+        if not self._synch or controller is None:
+            return
+        for trial, state in self._trial_state.items():
+            waiting = state.last_train_time >= self._next_perturbation_sync
+            if trial.status == "PENDING" and waiting and trial.checkpoint is not None:
+                controller._set_trial_status(trial, "PAUSED")
 
     def _checkpoint_or_exploit(
         self, trial: Any, tune_controller: Any, upper_quantile: list, lower_quantile: list
@@ -316,9 +367,37 @@ class ArchPBT(PopulationBasedTraining):
         super()._checkpoint_or_exploit(trial, tune_controller, upper_quantile, lower_quantile)
 
     def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
+        """Tune's exploit, the donor's checkpoint kept until ``trial`` trains from it, and a
+        changed child's grace.
+
+        Tune gives ``trial`` the donor's checkpoint by setting its checkpoint manager's latest
+        result; a save of ``trial``'s own still in flight registers when it resolves and
+        replaces it, and the clone would train on from its own weights (seen in the kill
+        loop). The donor's checkpoint is given again when the trial is chosen to run (and
+        after a resume) until its first result.
+
+        Grace: asynchronous PBT postpones the child's next perturbation; under ``synch`` the
+        child still waits at each barrier (a trial that skipped one would leave the others
+        paused there for good when it is the last to arrive) but is not ranked there.
+        """
         super()._exploit(tune_controller, trial, trial_to_clone)
-        if trial.config.get("arch") != trial_to_clone.config.get("arch"):
-            self._trial_state[trial].last_perturbation_time += self.mutation_grace
+        manager: Any = trial.run_metadata.checkpoint_manager
+        self._clones[trial] = manager._latest_checkpoint_result
+        if trial.config.get("arch") == trial_to_clone.config.get("arch"):
+            return
+        state = self._trial_state[trial]
+        if self._synch:
+            until = state.last_train_time + self.mutation_grace + self._perturbation_interval
+            self._grace_until[trial] = until
+        else:
+            state.last_perturbation_time += self.mutation_grace
+
+    def _give_clone_checkpoint(self, trial: Any) -> None:
+        """An exploited trial that has not trained yet: the donor's checkpoint is its latest
+        (see :meth:`_exploit`)."""
+        given = self._clones.get(trial)
+        if given is not None:
+            trial.run_metadata.checkpoint_manager._latest_checkpoint_result = given
 
 
 def _drop_stale_stop(tune_controller: Any, trial: Any) -> None:

@@ -134,3 +134,119 @@ def test_a_stale_stop_tune_cached_for_an_exploited_trial_is_dropped_when_it_runs
     wrapper = SimpleNamespace(_tune_controller=controller, get_trials=controller.get_trials)
     assert pbt.choose_trial_to_run(wrapper) is paused
     assert controller._cached_trial_decisions == {"b": TrialScheduler.STOP}
+
+
+def test_after_a_resume_a_trial_with_no_checkpoint_is_not_ranked_at_the_barrier() -> None:
+    """A kill after a trial's first result but before any checkpoint of it was saved: Tune
+    restarts it from scratch. Left at the barrier with its recorded score, it would be ranked
+    and drawn as a donor with nothing to clone (the exploit skipped, the lineage changed, as
+    the kill loop showed); it goes back to a new trial's state. A trial whose kept checkpoint
+    is older than its recorded result goes back to that checkpoint; a finished trial and one
+    whose checkpoint is current are left as they are."""
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers.pbt import _PBTTrialState
+
+    from raynas.schedulers import build_scheduler
+
+    pbt = build_scheduler(load_config(QUICKSTART, overrides=[*PBT, "scheduler.synch=true"]))
+    pbt.set_search_properties("val_acc", "max")  # what Tune does with the run's objective
+
+    class Trial(SimpleNamespace):
+        __hash__ = object.__hash__
+
+    def trial(name: str, status: str, kept_epoch: int | None) -> Trial:
+        kept = (
+            None
+            if kept_epoch is None
+            else SimpleNamespace(
+                metrics={"epoch": kept_epoch, "val_acc": 0.5}, checkpoint=f"ckpt-{name}"
+            )
+        )
+        manager = SimpleNamespace(latest_checkpoint_result=kept)
+        t = Trial(trial_id=name, status=status, experiment_tag=name)
+        t.run_metadata = SimpleNamespace(checkpoint_manager=manager)
+        state = _PBTTrialState(t)
+        state.last_train_time, state.last_score = 2, 0.9
+        state.last_result, state.last_checkpoint = {"epoch": 2, "val_acc": 0.9}, f"ckpt-{name}"
+        pbt._trial_state[t] = state
+        return t
+
+    fresh = trial("fresh", "PENDING", None)
+    behind = trial("behind", "PENDING", 1)
+    current = trial("current", "PENDING", 2)
+    done = trial("done", "TERMINATED", None)
+    pbt.after_restore()
+    states = pbt._trial_state
+    assert (states[fresh].last_train_time, states[fresh].last_score) == (0, None)
+    assert states[fresh].last_result is None and states[fresh].last_checkpoint is None
+    assert (states[behind].last_train_time, states[behind].last_score) == (1, 0.5)
+    assert states[behind].last_checkpoint is None
+    for kept in (current, done):
+        assert (states[kept].last_train_time, states[kept].last_score) == (2, 0.9)
+        assert states[kept].last_checkpoint == f"ckpt-{kept.trial_id}"
+
+
+def _synch_pbt() -> Any:
+    from raynas.schedulers import build_scheduler
+
+    pbt = build_scheduler(load_config(QUICKSTART, overrides=[*PBT, "scheduler.synch=true"]))
+    pbt.set_search_properties("val_acc", "max")
+    return pbt
+
+
+def _fake_trial(pbt: Any, name: str, score: float, epoch: int = 1) -> Any:
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers.pbt import _PBTTrialState
+
+    class Trial(SimpleNamespace):
+        __hash__ = object.__hash__
+
+        def is_finished(self) -> bool:
+            return False
+
+    manager = SimpleNamespace(_latest_checkpoint_result=f"own-{name}")
+    trial = Trial(trial_id=name, status="PAUSED", experiment_tag=name)
+    trial.run_metadata = SimpleNamespace(checkpoint_manager=manager)
+    state = _PBTTrialState(trial)
+    state.last_train_time, state.last_score = epoch, score
+    pbt._trial_state[trial] = state
+    return trial
+
+
+def test_a_clone_trains_from_its_donor_even_when_its_own_save_lands_after_the_exploit() -> None:
+    """Tune's exploit sets the clone's latest checkpoint to the donor's; the clone's own save,
+    still in flight, registers later and replaces it (the kill loop saw a clone train on from
+    its own weights). The donor's is given again when the clone is chosen to run, until its
+    first result."""
+    from types import SimpleNamespace
+
+    pbt = _synch_pbt()
+    clone = _fake_trial(pbt, "clone", 0.1)
+    pbt._next_perturbation_sync = 2  # cloned at the barrier at 1, it trains on to 2
+    pbt._clones[clone] = "donor-checkpoint"
+    clone.run_metadata.checkpoint_manager._latest_checkpoint_result = "own-late-save"
+    controller = SimpleNamespace(get_trials=lambda: [clone], _cached_trial_decisions={})
+    assert pbt.choose_trial_to_run(controller) is clone
+    assert clone.run_metadata.checkpoint_manager._latest_checkpoint_result == "donor-checkpoint"
+    pbt._clones.pop(clone)  # its first result (on_trial_result) ends the rule
+    clone.run_metadata.checkpoint_manager._latest_checkpoint_result = "own-next-save"
+    pbt.choose_trial_to_run(controller)
+    assert clone.run_metadata.checkpoint_manager._latest_checkpoint_result == "own-next-save"
+
+
+def test_under_synch_a_child_in_its_grace_waits_at_the_barrier_but_is_not_ranked() -> None:
+    """A synchronous child that skipped a barrier would leave the others paused there for good
+    when it arrived last (the kill loop hung on it): it waits like the others, and the
+    quantiles leave it out until its grace is over."""
+    pbt = _synch_pbt()
+    trials = [_fake_trial(pbt, name, score) for name, score in zip("abcd", (0.9, 0.5, 0.4, 0.1))]
+    child = trials[3]
+    pbt._grace_until[child] = 3
+    lower, upper = pbt._quantiles()
+    assert upper == [trials[0]] and lower == [trials[2]]  # d, the worst, is not ranked
+    assert pbt._trial_state[child].last_score == 0.1  # its score is only hidden
+    pbt._trial_state[child].last_train_time = 3
+    lower, upper = pbt._quantiles()
+    assert upper == [trials[0]] and lower == [child]

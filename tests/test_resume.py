@@ -13,9 +13,16 @@ from raynas.testing.kill_loop import kill_loop, small_search
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("strategy", "scheduler"), [("evolution", "fifo"), ("bo", "asha")])
-def test_kill_loop_loses_and_repeats_nothing(tmp_path: Path, strategy: str, scheduler: str) -> None:
-    cfg = small_search(strategy, scheduler, trials=8, epochs=3)
+@pytest.mark.parametrize(
+    ("strategy", "scheduler", "trials", "epochs"),
+    [("evolution", "fifo", 8, 3), ("bo", "asha", 8, 3), ("random", "pbt_evolution", 4, 4)],
+)
+def test_kill_loop_loses_and_repeats_nothing(
+    tmp_path: Path, strategy: str, scheduler: str, trials: int, epochs: int
+) -> None:
+    """For PBT, the same lineage: epoch by epoch, each trial trains the architecture the
+    uninterrupted run's trains, cloned from the same trial."""
+    cfg = small_search(strategy, scheduler, trials=trials, epochs=epochs)
     report = kill_loop(cfg, tmp_path, kills=3, seed=1)
     print(json.dumps(report.to_dict()))
     assert report.kills >= 2, report

@@ -13,7 +13,8 @@ What is compared (:class:`KillLoopReport`):
   (their ``result.json`` changed) plus architectures evaluated twice; must be 0;
 - ``lost``: trials of the uninterrupted run missing from the killed one (budget not met);
 - ``same_sequence``: the architectures, in trial order, equal the uninterrupted run's, and so
-  do the epochs each trial trained (a scheduler's stops and promotions);
+  do the epochs each trial trained (a scheduler's stops and promotions) and, epoch by epoch,
+  the architecture each trial trained and the trial it was cloned from (PBT's lineage);
 - ``seconds_lost_per_kill``: (wall time of all the killed run's segments - the uninterrupted
   run's) / kills;
 - ``leaked_processes``: Ray processes of a killed driver still running 5 s after the kill
@@ -21,8 +22,8 @@ What is compared (:class:`KillLoopReport`):
   resume`` took the folder over (it kills them; must be 0);
 - ``gaps``: trials of the killed run whose ``result.json`` does not hold each training
   iteration from 1 to its last exactly once (a row lost to a kill, or an epoch reported
-  twice by a trial resumed from an older checkpoint); must be 0 for schedulers that neither
-  pause nor clone trials (FIFO, ASHA: the loop's pairs);
+  twice by a trial resumed from an older checkpoint); must be 0 (synchronous PBT clones at
+  the barrier, so a clone's iterations go on from its own);
 - ``unreadable``: times ``raynas.load`` (``raynas analyze``) failed on the folder, read just
   before each kill (mid-write) and just after it; must be 0.
 """
@@ -45,15 +46,32 @@ import yaml
 
 from raynas.files import parse_trial_dir_name
 
-__all__ = ["KillLoopReport", "kill_loop", "small_search", "trial_sequence"]
+__all__ = ["KillLoopReport", "kill_loop", "lineage", "small_search", "trial_sequence"]
 
 
 def small_search(strategy: str, scheduler: str, trials: int = 8, epochs: int = 3) -> dict[str, Any]:
     """A small search for a kill loop: nb201 C=4 N=1 on digits, one trial at a time (so the
-    uninterrupted order is deterministic), ``strategy`` with ``scheduler``."""
+    uninterrupted order is deterministic), ``strategy`` with ``scheduler``.
+
+    ``pbt_evolution`` is synchronous (who clones whom depends on the results, not on their
+    timing), its population of ``trials`` trained together, checkpointed every epoch.
+    """
     args: dict[str, Any] = {"name": strategy}
     if strategy == "evolution":
         args.update(population_size=4, sample_size=2)
+    if scheduler == "pbt_evolution":
+        return {
+            "name": f"{strategy}-{scheduler}",
+            "space": "nb201",
+            "space_args": {"C": 4, "N": 1},
+            "data": {"name": "digits"},
+            "train": {"epochs": epochs, "batch_size": 128, "lr": 0.1, "latency_repeats": 2},
+            "strategy": args,
+            "scheduler": {"name": scheduler, "synch": True},
+            "budget": {"trials": trials, "concurrent": None},
+            "checkpoint": {"every": 1},
+            "seed": 0,
+        }
     return {
         "name": f"{strategy}-{scheduler}",
         "space": "nb201",
@@ -128,6 +146,27 @@ def trial_sequence(folder: Path) -> list[tuple[str, Any, int]]:
         index = parse_trial_dir_name(trial.name)[0]
         out.append((str(last.get("arch_str")), last.get("epoch"), -1 if index is None else index))
     return sorted(out, key=lambda t: t[2])
+
+
+def lineage(folder: Path) -> dict[int, list[tuple[Any, str, int | None]]]:
+    """``trial index -> [(training_iteration, arch_str, index of the trial cloned from)]``,
+    one entry per row (the parent is None before a trial's first clone)."""
+    out = {}
+    for trial in _trial_dirs(folder):
+        index = parse_trial_dir_name(trial.name)[0]
+        rows = []
+        for row in _rows(trial / "result.json"):
+            parent = row.get("parent")
+            suffix = str(parent).rsplit("_", 1)[-1] if parent else ""
+            rows.append(
+                (
+                    row.get("training_iteration"),
+                    str(row.get("arch_str")),
+                    int(suffix) if suffix.isdigit() else None,
+                )
+            )
+        out[-1 if index is None else index] = rows
+    return out
 
 
 def _journaled(folder: Path) -> dict[str, str]:
@@ -249,6 +288,7 @@ def kill_loop(
     _finish(_raynas(["run", str(cfg_path), "--name", "reference"], repo), timeout_s)
     reference_wall = time.monotonic() - start
     reference = trial_sequence(workdir / "reference")
+    reference_lineage = lineage(workdir / "reference")
     total = max(2, _epochs_recorded(workdir / "reference"))
 
     rng = random.Random(seed)
@@ -306,6 +346,13 @@ def kill_loop(
     ]
     if len(got) != len(reference):
         differences.append(f"{len(got)} trials, reference {len(reference)}")
+    got_lineage = lineage(folder)
+    differences += [
+        f"trial {i}: epochs (iteration, arch, parent) {rows} in the reference, "
+        f"{got_lineage.get(i)} killed"
+        for i, rows in sorted(reference_lineage.items())
+        if got_lineage.get(i) != rows
+    ]
     return KillLoopReport(
         config=str(config.get("name", "")),
         kills=done_kills,
