@@ -47,7 +47,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -261,8 +261,8 @@ def _device_name(device: Any) -> str:
 @dataclass(frozen=True)
 class Timing:
     """How one model is timed: ``warmup`` untimed forwards of ``batch`` examples, then
-    ``repeats`` timed ones (see :func:`trainables.cost.latency_samples_ms`). Its fields are
-    :func:`profile_space`'s keyword arguments of the same names, and the table records them.
+    ``repeats`` timed ones. Its fields are the keyword arguments of the same names of
+    :func:`trainables.cost.latency_samples_ms` and :func:`profile_space`; a table records them.
 
     Attributes:
         batch: Examples per forward.
@@ -298,17 +298,7 @@ def time_network(
         import torch
 
         model = model.to(memory_format=torch.channels_last)
-    times = latency_samples_ms(
-        model,
-        tuple(input_shape),
-        batch=timing.batch,
-        warmup=timing.warmup,
-        repeats=timing.repeats,
-        channels_last=timing.channels_last,
-        amp=timing.amp,
-        clock=timing.clock,
-    )
-    return _spread(times)
+    return _spread(latency_samples_ms(model, tuple(input_shape), **asdict(timing)))
 
 
 def profile_space(

@@ -191,12 +191,13 @@ class OneShotTrainable(tune.Trainable):
         return None
 
     def load_checkpoint(self, checkpoint_dir: str | dict[str, Any] | None) -> None:
-        if not isinstance(checkpoint_dir, str):
-            return
-        state = checkpoint.load(checkpoint_dir, CHECKPOINT_FILE)
-        self.epoch = checkpoint.restore(state, **self._training_objects())
-        self.previous_arch, self.arch = state["previous_arch"], state["arch"]
-        self._load_method_state(state["method"])
+        restored = checkpoint.restore_from(
+            checkpoint_dir, CHECKPOINT_FILE, **self._training_objects()
+        )
+        if restored is not None:
+            self.epoch, state = restored
+            self.previous_arch, self.arch = state["previous_arch"], state["arch"]
+            self._load_method_state(state["method"])
 
     def _training_objects(self) -> dict[str, Any]:
         """What a checkpoint saves and restores (see :mod:`trainables.checkpoint`)."""
