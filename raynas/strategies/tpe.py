@@ -241,11 +241,8 @@ class TPE(NASSearcher):
         return float(from_unit(u, low, high, log))
 
     # --- state ------------------------------------------------------------------------
-    def _state(self) -> dict[str, Any]:
-        state = super()._state()
-        for key in _DERIVED:
-            state.pop(key, None)
-        return state
+    def _transient(self) -> tuple[str, ...]:
+        return (*super()._transient(), *_DERIVED)
 
     def _load_state(self, state: dict[str, Any]) -> None:
         super()._load_state(state)
