@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -59,26 +60,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
     from scipy.stats import spearmanr
 
-    from raynas.latency import profile_space, time_network
+    from raynas.latency import Timing, profile_space, time_network
     from raynas.registry import resolve_space
 
     torch.set_num_threads(args.threads)
     shape = tuple(int(d) for d in args.input_shape.split(","))
     load_before = os.getloadavg()
+    timing = Timing(batch=args.batch, warmup=args.warmup, repeats=args.repeats, clock=args.clock)
     start = time.perf_counter()
     table = profile_space(
         "mobilenet",
         dict(args.space_args),
         threads=args.threads,
-        batch=args.batch,
         input_shape=shape,
         num_classes=args.num_classes,
-        warmup=args.warmup,
-        repeats=args.repeats,
         networks=args.networks,
         seed=0,
-        clock=args.clock,
         log=print,
+        **asdict(timing),
     )
     profile_s = time.perf_counter() - start
     if args.table:
@@ -94,15 +93,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             continue
         seen.add(space.arch_id(arch))
         model = space.build(arch, num_classes=args.num_classes, in_channels=shape[0])
-        timing = time_network(
-            model,
-            shape,
-            batch=args.batch,
-            warmup=args.warmup,
-            repeats=args.repeats,
-            clock=args.clock,
-        )
-        measured.append(timing["median_ms"])
+        measured.append(time_network(model, shape, timing)["median_ms"])
         predicted.append(table.predict_ms(arch))
     m, q = np.asarray(measured), np.asarray(predicted)
     if args.pairs:

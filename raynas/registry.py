@@ -174,7 +174,8 @@ TRAINABLES: Registry[Any] = Registry("trainable")
 
 
 def register_space(name: str, *, description: str = "") -> Callable[[T], T]:
-    """Decorator: register a function ``(**space_args) -> Space`` under ``name``."""
+    """Decorator: register a function ``(**space_args) -> Space``, or a Space class whose
+    keyword arguments are its space_args, under ``name``."""
     return SPACES.decorator(name, description=description)  # type: ignore[return-value]
 
 

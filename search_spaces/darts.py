@@ -27,8 +27,9 @@ DARTS_OPS = (
 CELL_NODES = (2, 3, 4, 5)
 
 
+@register_space("darts", description="DARTS normal + reduction cells: 4 nodes x 2 inputs x 7 ops")
 class DartsSpace(Space):
-    """The DARTS space; ``build`` gives the DARTS CIFAR evaluation network."""
+    """The DARTS cell space; ``build`` gives the DARTS CIFAR evaluation network."""
 
     def __init__(
         self,
@@ -139,11 +140,3 @@ class DartsSpace(Space):
         return self.build_genotype(
             self.to_genotype(arch), num_classes=num_classes, in_channels=in_channels
         )
-
-
-@register_space("darts", description="DARTS normal + reduction cells: 4 nodes x 2 inputs x 7 ops")
-def darts(
-    C: int = 36, layers: int = 20, auxiliary: bool = False, drop_path_prob: float = 0.0
-) -> DartsSpace:
-    """The DARTS cell space and its evaluation network."""
-    return DartsSpace(C=C, layers=layers, auxiliary=auxiliary, drop_path_prob=drop_path_prob)

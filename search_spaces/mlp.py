@@ -12,8 +12,10 @@ from raynas.space import Choice, Repeat, Space, SpaceDefinitionError
 ACTIVATIONS = ("relu", "gelu", "tanh", "silu")
 
 
+@register_space("mlp", description="MLP: depth 1-6, width per layer, activation, dropout")
 class MLPSpace(Space):
-    """Depth (``Repeat`` of layers), width per layer, activation and dropout."""
+    """An MLP space for tabular data: depth (``Repeat`` of layers), width per layer,
+    activation and dropout."""
 
     def __init__(
         self,
@@ -61,21 +63,3 @@ class MLPSpace(Space):
             width_in = layer["width"]
         layers.append(nn.Linear(width_in, num_classes))
         return nn.Sequential(*layers)
-
-
-@register_space("mlp", description="MLP: depth 1-6, width per layer, activation, dropout")
-def mlp(
-    min_depth: int = 1,
-    max_depth: int = 6,
-    widths: Sequence[int] = (16, 32, 64, 128, 256),
-    activations: Sequence[str] = ("relu", "gelu", "tanh"),
-    dropouts: Sequence[float] = (0.0, 0.1, 0.2, 0.3),
-) -> MLPSpace:
-    """An MLP space for tabular data."""
-    return MLPSpace(
-        min_depth=min_depth,
-        max_depth=max_depth,
-        widths=widths,
-        activations=activations,
-        dropouts=dropouts,
-    )

@@ -18,8 +18,12 @@ from raynas.space import Choice, Repeat, Space, SpaceDefinitionError
 DEFAULT_STAGES: tuple[tuple[int, int], ...] = ((24, 1), (32, 2), (64, 2), (96, 1), (160, 2))
 
 
+@register_space(
+    "mobilenet", description="MobileNet-style chain: depth, kernel, expansion, SE per stage, width"
+)
 class MobileNetSpace(Space):
-    """Depth per stage, kernel / expansion / SE per block, and a width multiplier."""
+    """A MobileNet-style macro space: depth per stage, kernel / expansion / SE per block, and
+    a width multiplier."""
 
     def __init__(
         self,
@@ -73,27 +77,3 @@ class MobileNetSpace(Space):
             num_classes=num_classes,
             in_channels=in_channels,
         )
-
-
-@register_space(
-    "mobilenet", description="MobileNet-style chain: depth, kernel, expansion, SE per stage, width"
-)
-def mobilenet(
-    stages: Sequence[Sequence[int]] = DEFAULT_STAGES,
-    min_depth: int = 1,
-    max_depth: int = 4,
-    kernels: Sequence[int] = (3, 5, 7),
-    expands: Sequence[int] = (3, 4, 6),
-    se: bool = True,
-    width_mults: Sequence[float] = (0.75, 1.0, 1.25),
-) -> MobileNetSpace:
-    """A MobileNet-style macro space."""
-    return MobileNetSpace(
-        stages=stages,
-        min_depth=min_depth,
-        max_depth=max_depth,
-        kernels=kernels,
-        expands=expands,
-        se=se,
-        width_mults=width_mults,
-    )

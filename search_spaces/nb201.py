@@ -17,8 +17,10 @@ from raynas.space import Cell, InvalidArchitecture, Space, SpaceDefinitionError
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
+@register_space("nb201", description="NAS-Bench-201 cell: 6 edges x 5 ops (15,625 archs)")
 class NB201Space(Space):
-    """The NAS-Bench-201 space; ``build`` gives the NAS-Bench-201 evaluation network."""
+    """The NAS-Bench-201 space with stem width ``C``, ``N`` cells per stage, optional op
+    subset; ``build`` gives the NAS-Bench-201 evaluation network."""
 
     def __init__(self, *, C: int = 16, N: int = 5, ops: Sequence[str] | None = None) -> None:
         ops = list(NB201_OPS if ops is None else ops)
@@ -88,9 +90,3 @@ EXAMPLE = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
     "+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 )
-
-
-@register_space("nb201", description="NAS-Bench-201 cell: 6 edges x 5 ops (15,625 archs)")
-def nb201(C: int = 16, N: int = 5, ops: Sequence[str] | None = None) -> NB201Space:
-    """The NAS-Bench-201 space with stem width ``C``, ``N`` cells per stage, optional op subset."""
-    return NB201Space(C=C, N=N, ops=ops)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["capture", "load", "restore", "restore_rng", "rng_state", "save"]
+__all__ = ["capture", "load", "restore", "restore_from", "restore_rng", "rng_state", "save"]
 
 
 def rng_state(device: torch.device, generator: torch.Generator | None = None) -> dict[str, Any]:
@@ -122,6 +122,19 @@ def restore(
         scaler.load_state_dict(state["scaler"])
     restore_rng(state["rng"], device, generator)
     return int(state["epoch"])
+
+
+def restore_from(
+    checkpoint_dir: str | dict[str, Any] | None, filename: str, **objects: Any
+) -> tuple[int, dict[str, Any]] | None:
+    """A trainable's ``load_checkpoint``: :func:`load` ``checkpoint_dir/filename`` and
+    :func:`restore` it into ``objects`` (:func:`restore`'s keyword arguments). Returns the
+    epoch and the whole state, for the caller to put back its own extras; None, restoring
+    nothing, when Tune passed no checkpoint directory (a dict or None)."""
+    if not isinstance(checkpoint_dir, str):
+        return None
+    state = load(checkpoint_dir, filename)
+    return restore(state, **objects), state
 
 
 def _cpu_bytes(t: torch.Tensor) -> torch.Tensor:

@@ -432,11 +432,12 @@ class SupernetTrainable(_Reusable):
         return None
 
     def load_checkpoint(self, checkpoint_dir: str | dict[str, Any] | None) -> None:
-        if not isinstance(checkpoint_dir, str):
-            return
-        state = checkpoint.load(checkpoint_dir, CHECKPOINT_FILE)
-        self.epoch = checkpoint.restore(state, **self._training_objects())
-        self.arch_rng.bit_generator.state = state["arch_rng"]
+        restored = checkpoint.restore_from(
+            checkpoint_dir, CHECKPOINT_FILE, **self._training_objects()
+        )
+        if restored is not None:
+            self.epoch, state = restored
+            self.arch_rng.bit_generator.state = state["arch_rng"]
 
     @staticmethod
     def check_config(exp: Any) -> list[str]:

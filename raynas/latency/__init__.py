@@ -19,7 +19,7 @@ from raynas.latency.blocks import (
     decomposition_for,
     register_decomposition,
 )
-from raynas.latency.table import LatencyTable, profile_space, time_network
+from raynas.latency.table import LatencyTable, Timing, profile_space, time_network
 
 __all__ = [
     "DECOMPOSITIONS",
@@ -27,6 +27,7 @@ __all__ = [
     "BlockDecomposition",
     "LatencyError",
     "LatencyTable",
+    "Timing",
     "decomposition_for",
     "profile_space",
     "register_decomposition",

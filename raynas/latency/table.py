@@ -47,13 +47,13 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from raynas.latency.blocks import Block, LatencyError, decomposition_for
 
-__all__ = ["FORMAT", "LatencyTable", "fit_overhead", "profile_space", "time_network"]
+__all__ = ["FORMAT", "LatencyTable", "Timing", "fit_overhead", "profile_space", "time_network"]
 
 FORMAT = "raynas-latency-table"
 VERSION = 1
@@ -258,37 +258,47 @@ def _device_name(device: Any) -> str:
     return platform.processor() or platform.machine()
 
 
+@dataclass(frozen=True)
+class Timing:
+    """How one model is timed: ``warmup`` untimed forwards of ``batch`` examples, then
+    ``repeats`` timed ones. Its fields are the keyword arguments of the same names of
+    :func:`trainables.cost.latency_samples_ms` and :func:`profile_space`; a table records them.
+
+    Attributes:
+        batch: Examples per forward.
+        warmup: Untimed forwards before each timing.
+        repeats: Timed forwards per timing.
+        channels_last: Time in channels_last memory format (the model converted first).
+        amp: Time under fp16 autocast (CUDA only).
+        clock: ``wall`` (latency) or ``cpu``: one thread's CPU time, which leaves out the
+            waits of a CPU shared with other processes (``threads=1`` on a CPU only).
+    """
+
+    batch: int = 1
+    warmup: int = 10
+    repeats: int = 50
+    channels_last: bool = False
+    amp: bool = False
+    clock: str = "wall"
+
+
+#: The default timing of :func:`time_network` and :func:`profile_space`.
+DEFAULT_TIMING = Timing()
+
+
 def time_network(
-    model: Any,
-    input_shape: tuple[int, ...],
-    *,
-    batch: int = 1,
-    warmup: int = 10,
-    repeats: int = 50,
-    channels_last: bool = False,
-    amp: bool = False,
-    clock: str = "wall",
+    model: Any, input_shape: tuple[int, ...], timing: Timing = DEFAULT_TIMING
 ) -> dict[str, float]:
     """Time ``model`` (already on its device) alone: ``{median_ms, iqr_ms, q1_ms, q3_ms,
-    repeats}`` of ``repeats`` forwards after ``warmup`` (see
+    repeats}`` of ``timing.repeats`` forwards after ``timing.warmup`` (see
     :func:`trainables.cost.latency_samples_ms`)."""
     from trainables.cost import latency_samples_ms
 
-    if channels_last:
+    if timing.channels_last:
         import torch
 
         model = model.to(memory_format=torch.channels_last)
-    times = latency_samples_ms(
-        model,
-        tuple(input_shape),
-        batch=batch,
-        warmup=warmup,
-        repeats=repeats,
-        channels_last=channels_last,
-        amp=amp,
-        clock=clock,
-    )
-    return _spread(times)
+    return _spread(latency_samples_ms(model, tuple(input_shape), **asdict(timing)))
 
 
 def profile_space(
@@ -310,6 +320,9 @@ def profile_space(
     log: Callable[[str], None] | None = None,
 ) -> LatencyTable:
     """Profile every block of ``space`` on ``device`` and fit the whole-network overhead.
+
+    ``batch``, ``warmup``, ``repeats``, ``channels_last``, ``amp`` and ``clock`` make the
+    profile's :class:`Timing`, the same for every block and every network.
 
     Args:
         space: A registered space with a block decomposition (mobilenet).
@@ -358,6 +371,7 @@ def profile_space(
         raise LatencyError("clock: 'cpu' times one thread's CPU time; use it with cpu, threads 1")
     if threads is not None:
         torch.set_num_threads(int(threads))
+    timing = Timing(batch, warmup, repeats, channels_last, amp, clock)
     say = log or (lambda _line: None)
     torch.manual_seed(seed)
     shape = tuple(int(d) for d in input_shape)
@@ -367,16 +381,7 @@ def profile_space(
     entries: dict[str, dict[str, float]] = {}
     for i, block in enumerate(blocks):
         module = dec.build(target, block).to(dev)
-        entries[block.key] = time_network(
-            module,
-            block.input_shape,
-            batch=batch,
-            warmup=warmup,
-            repeats=repeats,
-            channels_last=channels_last,
-            amp=amp,
-            clock=clock,
-        )
+        entries[block.key] = time_network(module, block.input_shape, timing)
         if (i + 1) % 50 == 0:
             say(f"  {i + 1}/{len(blocks)} blocks")
     table = LatencyTable(
@@ -406,16 +411,7 @@ def profile_space(
     for _ in range(networks):
         arch = target.sample(rng)
         model = target.build(arch, num_classes=num_classes, in_channels=shape[0]).to(dev)
-        measured = time_network(
-            model,
-            shape,
-            batch=batch,
-            warmup=warmup,
-            repeats=repeats,
-            channels_last=channels_last,
-            amp=amp,
-            clock=clock,
-        )["median_ms"]
+        measured = time_network(model, shape, timing)["median_ms"]
         rows.append(
             {
                 "arch": arch,

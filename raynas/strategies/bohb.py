@@ -50,7 +50,7 @@ import numpy as np
 from raynas.space import Arch, Space
 from raynas.strategies import register_strategy
 from raynas.strategies.base import NASSearcher, StrategyError, check_int
-from raynas.strategies.tpe import PRIOR_WEIGHT, Parzen
+from raynas.strategies.tpe import Parzen, categorical, from_unit, to_unit
 
 #: Budget of a result that says no ``epoch`` (a full evaluation of unknown length).
 UNKNOWN_BUDGET = math.inf
@@ -235,16 +235,17 @@ class BOHB(NASSearcher):
             g_obs = genomes[good, j][masks[good, j]]
             b_obs = genomes[bad, j][masks[bad, j]]
             if gene.size is not None:
-                p_good = _categorical(g_obs.astype(np.int64), gene.size)
-                p_bad = _categorical(b_obs.astype(np.int64), gene.size)
+                p_good = categorical(g_obs.astype(np.int64), gene.size)
+                p_bad = categorical(b_obs.astype(np.int64), gene.size)
                 picks = self.rng.choice(gene.size, size=n, p=p_good)
                 cands[:, j] = picks
                 ratio[:, j] = np.log(p_good[picks]) - np.log(p_bad[picks])
             elif gene.high > gene.low:
-                l_good = Parzen(_to_unit(g_obs, gene), np.ones(len(g_obs)))
-                l_bad = Parzen(_to_unit(b_obs, gene), np.ones(len(b_obs)))
+                low, high, log = float(gene.low), float(gene.high), gene.log
+                l_good = Parzen(to_unit(g_obs, low, high, log), np.ones(len(g_obs)))
+                l_bad = Parzen(to_unit(b_obs, low, high, log), np.ones(len(b_obs)))
                 u = l_good.sample(self.rng, n)
-                cands[:, j] = _from_unit(u, gene)
+                cands[:, j] = from_unit(u, low, high, log)
                 ratio[:, j] = l_good.log_pdf(u) - l_bad.log_pdf(u)
             else:
                 cands[:, j] = gene.low
@@ -297,26 +298,6 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         return None
     return float(value) if math.isfinite(value) else None
-
-
-def _categorical(obs: np.ndarray, size: int) -> np.ndarray:
-    """Option probabilities of a discrete gene: counts plus tpe's prior pseudo-count."""
-    counts = np.bincount(obs, minlength=size)[:size] + PRIOR_WEIGHT
-    return counts / counts.sum()  # type: ignore[no-any-return]
-
-
-def _to_unit(x: np.ndarray, gene: Any) -> np.ndarray:
-    """Gene values -> [0, 1] (log genes in log space), as tpe's densities take them."""
-    low, high = float(gene.low), float(gene.high)
-    if gene.log:
-        return np.log(np.maximum(x, low) / low) / math.log(high / low)  # type: ignore[no-any-return]
-    return (x - low) / (high - low)  # type: ignore[no-any-return]
-
-
-def _from_unit(u: np.ndarray, gene: Any) -> np.ndarray:
-    low, high = float(gene.low), float(gene.high)
-    value = low * (high / low) ** u if gene.log else low + u * (high - low)
-    return np.clip(value, low, high)  # type: ignore[no-any-return]
 
 
 def _in_range(value: Any, low: float, high: float, *, closed: bool) -> bool:

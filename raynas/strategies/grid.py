@@ -75,11 +75,8 @@ class GridSearch(NASSearcher):
                 return arch
         return None
 
-    def _state(self) -> dict[str, Any]:
-        state = super()._state()
-        for key in _DERIVED:
-            state.pop(key, None)
-        return state
+    def _transient(self) -> tuple[str, ...]:
+        return (*super()._transient(), *_DERIVED)
 
     def _load_state(self, state: dict[str, Any]) -> None:
         state = dict(state)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -153,10 +153,40 @@ def crowding_distance(points: np.ndarray) -> np.ndarray:
     return dist
 
 
+class MultiObjectiveSearcher(NASSearcher):
+    """A searcher that may optimise several objectives (:meth:`active_objectives`), and so
+    refuses to run inside a Tune ``Repeater`` with more than one: the Repeater passes on the
+    mean of the first objective only, and the others' values would be lost."""
+
+    #: The refusal's message, formatted with ``metric`` (the first objective) and ``others``.
+    REPEATER_UNSUPPORTED: ClassVar[str] = REPEATER_UNSUPPORTED
+
+    def active_objectives(self) -> list[tuple[str, str]]:
+        """The objectives in use, ``(metric, mode)`` each, the first the primary one."""
+        raise NotImplementedError
+
+    # --- Tune -----------------------------------------------------------------------------
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
+        """The base's ``suggest``; refused inside a ``Repeater`` with several objectives.
+
+        Raises:
+            StrategyError: wrapped in ``ray.tune.search.Repeater`` with two or more
+                objectives (their other values would be lost; see the module docstring).
+        """
+        objectives = self.active_objectives()
+        if len(objectives) > 1 and _under_repeater(self):
+            raise StrategyError(
+                self.REPEATER_UNSUPPORTED.format(
+                    metric=objectives[0][0], others=[m for m, _ in objectives[1:]]
+                )
+            )
+        return super().suggest(trial_id)
+
+
 @register_strategy(
     "moea", description="multi-objective evolution: NSGA-II sorting and crowding (Pareto)"
 )
-class MOEA(NASSearcher):
+class MOEA(MultiObjectiveSearcher):
     """Pareto search: NSGA-II non-dominated sorting and crowding over mutation/crossover.
 
     Args:
@@ -237,23 +267,6 @@ class MOEA(NASSearcher):
             value = result_score(result, metric, mode)
             vec.append(-math.inf if value is None else value)
         return vec
-
-    # --- Tune -----------------------------------------------------------------------------
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
-        """The base's ``suggest``; refused inside a ``Repeater`` with several objectives.
-
-        Raises:
-            StrategyError: wrapped in ``ray.tune.search.Repeater`` with two or more
-                objectives (see the module docstring).
-        """
-        objectives = self.active_objectives()
-        if len(objectives) > 1 and _under_repeater(self):
-            raise StrategyError(
-                REPEATER_UNSUPPORTED.format(
-                    metric=objectives[0][0], others=[m for m, _ in objectives[1:]]
-                )
-            )
-        return super().suggest(trial_id)
 
     # --- the strategy API ---------------------------------------------------------------
     def propose(self) -> Arch | None:

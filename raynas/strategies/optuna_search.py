@@ -57,12 +57,12 @@ import inspect
 import threading
 import warnings
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from raynas.space import Arch, Space
 from raynas.strategies import register_strategy
-from raynas.strategies.base import NASSearcher, StrategyError, result_score
-from raynas.strategies.moea import _parse_objectives, _under_repeater
+from raynas.strategies.base import StrategyError, result_score
+from raynas.strategies.moea import MultiObjectiveSearcher, _parse_objectives
 
 #: Sampler names and Optuna's sampler classes.
 SAMPLERS = {
@@ -192,7 +192,7 @@ def build_sampler(name: str, args: Mapping[str, Any], seed: int) -> Any:
 @register_strategy(
     "optuna", description="Optuna's samplers (tpe, gp, cmaes, nsga2, qmc, random) by ask/tell"
 )
-class OptunaSearch(NASSearcher):
+class OptunaSearch(MultiObjectiveSearcher):
     """Optuna's samplers over the space's genome, one ask per proposal, one tell per result.
 
     Args:
@@ -225,6 +225,8 @@ class OptunaSearch(NASSearcher):
         >>> searcher.suggest("trial_1")
         {'arch': {...}}
     """
+
+    REPEATER_UNSUPPORTED: ClassVar[str] = REPEATER_UNSUPPORTED
 
     def __init__(
         self,
@@ -389,23 +391,6 @@ class OptunaSearch(NASSearcher):
             return None, "pruned", {int(round(float(result["fidelity"]))): float(primary)}
         return [float(v) for v in values if v is not None], "complete", {}
 
-    # --- Tune -----------------------------------------------------------------------------
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
-        """The base's ``suggest``; refused inside a ``Repeater`` with several objectives.
-
-        Raises:
-            StrategyError: wrapped in ``ray.tune.search.Repeater`` with two or more
-                objectives (their other values would be lost).
-        """
-        objectives = self.active_objectives()
-        if len(objectives) > 1 and _under_repeater(self):
-            raise StrategyError(
-                REPEATER_UNSUPPORTED.format(
-                    metric=objectives[0][0], others=[m for m, _ in objectives[1:]]
-                )
-            )
-        return super().suggest(trial_id)
-
     def _observe_trial(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
         # The arch the trial was proposed as owns the Optuna trial, also when a scheduler
         # (PBT-evolution) changed it; observe() tells that trial.
@@ -452,10 +437,11 @@ class OptunaSearch(NASSearcher):
     # --- state ------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
         state = super()._state()
-        for key in _DERIVED:
-            state.pop(key, None)
         state["_sampler"] = _picklable_sampler(state["_sampler"])
         return state
+
+    def _transient(self) -> tuple[str, ...]:
+        return (*super()._transient(), *_DERIVED)
 
     def _load_state(self, state: dict[str, Any]) -> None:
         super()._load_state(state)

@@ -94,6 +94,27 @@ def _cdf(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0)))  # type: ignore[no-any-return]
 
 
+def categorical(obs: np.ndarray, size: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Option probabilities of a discrete gene: the (weighted) counts of its ``obs`` plus
+    the prior pseudo-count of each option; ``weights`` None weighs each observation 1."""
+    counts = np.bincount(obs, weights=weights, minlength=size)[:size] + PRIOR_WEIGHT
+    return counts / counts.sum()  # type: ignore[no-any-return]
+
+
+def to_unit(x: np.ndarray, low: float, high: float, log: bool) -> np.ndarray:
+    """A continuous gene's values in ``[low, high]`` -> ``[0, 1]``, where its densities
+    live (a ``log`` gene in log space)."""
+    if log:
+        return np.log(np.maximum(x, low) / low) / math.log(high / low)  # type: ignore[no-any-return]
+    return (x - low) / (high - low)  # type: ignore[no-any-return]
+
+
+def from_unit(u: np.ndarray | float, low: float, high: float, log: bool) -> np.ndarray:
+    """The inverse of :func:`to_unit`, clipped to ``[low, high]``."""
+    value = low * (high / low) ** u if log else low + u * (high - low)
+    return np.clip(value, low, high)  # type: ignore[no-any-return]
+
+
 @register_strategy("tpe", description="TPE (Parzen estimators per gene, hyperopt's rules)")
 class TPE(NASSearcher):
     """Independent TPE over the space's genome; works on continuous spaces.
@@ -201,13 +222,8 @@ class TPE(NASSearcher):
 
     def _best_option(self, good: np.ndarray, bad: np.ndarray, size: int) -> int:
         """A discrete gene: the candidate drawn from the good counts with the best ratio."""
-
-        def probabilities(obs: np.ndarray) -> np.ndarray:
-            weights = forgetting_weights(len(obs))
-            counts = np.bincount(obs, weights=weights, minlength=size)[:size] + PRIOR_WEIGHT
-            return counts / counts.sum()  # type: ignore[no-any-return]
-
-        p_good, p_bad = probabilities(good), probabilities(bad)
+        p_good = categorical(good, size, forgetting_weights(len(good)))
+        p_bad = categorical(bad, size, forgetting_weights(len(bad)))
         cands = self.rng.choice(size, size=self.n_candidates, p=p_good)
         ratio = np.log(p_good[cands]) - np.log(p_bad[cands])
         return int(cands[int(np.argmax(ratio))])
@@ -218,28 +234,15 @@ class TPE(NASSearcher):
         """A continuous gene: the same on Parzen densities over the unit interval."""
         if high <= low:
             return low
-
-        def unit(x: np.ndarray) -> np.ndarray:  # gene values -> [0, 1] (log genes in log space)
-            out: np.ndarray = (
-                np.log(np.maximum(x, low) / low) / math.log(high / low)
-                if log
-                else (x - low) / (high - low)
-            )
-            return out
-
-        l_good = Parzen(unit(good), forgetting_weights(len(good)))
-        l_bad = Parzen(unit(bad), forgetting_weights(len(bad)))
+        l_good = Parzen(to_unit(good, low, high, log), forgetting_weights(len(good)))
+        l_bad = Parzen(to_unit(bad, low, high, log), forgetting_weights(len(bad)))
         cands = l_good.sample(self.rng, self.n_candidates)
         u = float(cands[int(np.argmax(l_good.log_pdf(cands) - l_bad.log_pdf(cands)))])
-        value = low * (high / low) ** u if log else low + u * (high - low)
-        return float(min(max(value, low), high))
+        return float(from_unit(u, low, high, log))
 
     # --- state ------------------------------------------------------------------------
-    def _state(self) -> dict[str, Any]:
-        state = super()._state()
-        for key in _DERIVED:
-            state.pop(key, None)
-        return state
+    def _transient(self) -> tuple[str, ...]:
+        return (*super()._transient(), *_DERIVED)
 
     def _load_state(self, state: dict[str, Any]) -> None:
         super()._load_state(state)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_spaces.models.genotypes import CellSpec, Genotype, parse_genotype
-from search_spaces.models.ops import DARTS_OPS, FactorizedReduce, ReLUConvBN
+from search_spaces.models.ops import DARTS_OPS, darts_cell_inputs
 
 __all__ = ["AuxiliaryHead", "DARTSCell", "DARTSNetwork", "drop_path"]
 
@@ -66,12 +66,9 @@ class DARTSCell(nn.Module):
     ) -> None:
         super().__init__()
         self.reduction = reduction
-        self.preprocess0: nn.Module
-        if reduction_prev:
-            self.preprocess0 = FactorizedReduce(C_prev_prev, C)
-        else:
-            self.preprocess0 = ReLUConvBN(C_prev_prev, C, 1, 1, 0)
-        self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0)
+        self.preprocess0, self.preprocess1 = darts_cell_inputs(
+            C_prev_prev, C_prev, C, reduction_prev
+        )
         self.ops = nn.ModuleList()
         for op_name, index in pairs:
             stride = 2 if reduction and index < 2 else 1

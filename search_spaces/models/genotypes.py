@@ -24,6 +24,7 @@ __all__ = [
     "AmoebaNet",
     "Genotype",
     "NASNet",
+    "as_int",
     "parse_genotype",
 ]
 
@@ -83,13 +84,15 @@ class Genotype(NamedTuple):
 # --------------------------------------------------------------------------------------
 
 
-def _as_int(value: Any, where: str) -> int:
+def as_int(value: Any, where: str, expected: str = "expected an int") -> int:
+    """``value`` as an int (``operator.index``: no bool, no float), else the ValueError
+    ``"{where}: {expected}, got {value!r}"``."""
     if isinstance(value, bool):
-        raise ValueError(f"{where}: expected an int, got {value!r}")
+        raise ValueError(f"{where}: {expected}, got {value!r}")
     try:
         return operator.index(value)
     except TypeError:
-        raise ValueError(f"{where}: expected an int, got {value!r}") from None
+        raise ValueError(f"{where}: {expected}, got {value!r}") from None
 
 
 def _check_cell(name: str, pairs: Any) -> list[tuple[str, int]]:
@@ -107,7 +110,7 @@ def _check_cell(name: str, pairs: Any) -> list[tuple[str, int]]:
             raise ValueError(
                 f"{where}: unknown DARTS op {op_name!r}; known ops: {', '.join(DARTS_OPS)}"
             )
-        index = _as_int(raw_index, where)
+        index = as_int(raw_index, where)
         node = position // 2 + 2
         if not 0 <= index < node:
             raise ValueError(
@@ -123,7 +126,7 @@ def _check_concat(name: str, value: Any, steps: int) -> list[int]:
         value = list(value)
     if isinstance(value, str | bytes) or not isinstance(value, Sequence) or len(value) == 0:
         raise ValueError(f"{name}: expected a non-empty list of node indices, got {value!r}")
-    nodes = [_as_int(v, name) for v in value]
+    nodes = [as_int(v, name) for v in value]
     for node in nodes:
         if not 0 <= node < steps + 2:
             raise ValueError(f"{name}: node {node} out of range 0..{steps + 1}")
@@ -153,7 +156,7 @@ def _literal(node: ast.expr) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, int | str):
         return node.value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return -_as_int(_literal(node.operand), "negative number")
+        return -as_int(_literal(node.operand), "negative number")
     if isinstance(node, ast.List | ast.Tuple):
         return [_literal(element) for element in node.elts]
     if (
@@ -163,7 +166,7 @@ def _literal(node: ast.expr) -> Any:
         and not node.keywords
         and 1 <= len(node.args) <= 3
     ):
-        bounds = [_as_int(_literal(arg), "range() argument") for arg in node.args]
+        bounds = [as_int(_literal(arg), "range() argument") for arg in node.args]
         return list(range(*bounds))
     raise ValueError(f"unsupported expression in genotype string: {ast.unparse(node)!r}")
 

@@ -11,14 +11,14 @@ nodes with ``+``::
 
 from __future__ import annotations
 
-import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from search_spaces.models.genotypes import as_int
 from search_spaces.models.ops import NB201_OPS, ReLUConvBN
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "NB201Genotype",
     "NB201Network",
     "ResidualReduction",
+    "nb201_stages",
     "nb201_string",
     "normalize_nb201_genotype",
     "parse_nb201_string",
@@ -35,15 +36,6 @@ NB201Genotype = list[list[tuple[str, int]]]
 """Nodes ``1..n`` of a cell, each a list of ``(op_name, input_node_index)`` edges."""
 
 _EDGE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)~([0-9]+)$")
-
-
-def _as_index(value: Any, where: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{where}: input node index must be an int, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise ValueError(f"{where}: input node index must be an int, got {value!r}") from None
 
 
 def normalize_nb201_genotype(genotype: str | Sequence[Sequence[Any]]) -> NB201Genotype:
@@ -83,7 +75,7 @@ def normalize_nb201_genotype(genotype: str | Sequence[Sequence[Any]]) -> NB201Ge
                     f"{where}: unknown NAS-Bench-201 op {op_name!r}; "
                     f"known ops: {', '.join(NB201_OPS)}"
                 )
-            index = _as_index(raw_index, where)
+            index = as_int(raw_index, where, "input node index must be an int")
             if not 0 <= index < node_pos:
                 raise ValueError(
                     f"{where}: input index {index} out of range; node {node_pos} can only "
@@ -197,6 +189,20 @@ class ResidualReduction(nn.Module):
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
+def nb201_stages(C: int, N: int, cell: Callable[[int], nn.Module]) -> tuple[list[nn.Module], int]:
+    """The body of a NAS-Bench-201 network and its output channels: three stages of ``N``
+    cells ``cell(channels)``, a :class:`ResidualReduction` doubling the channels (and halving
+    the size) between two stages."""
+    blocks: list[nn.Module] = []
+    channels = C
+    for stage in range(3):
+        if stage > 0:
+            blocks.append(ResidualReduction(channels, channels * 2))
+            channels *= 2
+        blocks.extend(cell(channels) for _ in range(N))
+    return blocks, channels
+
+
 class NB201Network(nn.Module):
     """The NAS-Bench-201 evaluation network for one cell genotype.
 
@@ -241,13 +247,7 @@ class NB201Network(nn.Module):
             nn.Conv2d(in_channels, C, 3, padding=1, bias=False),
             nn.BatchNorm2d(C),
         )
-        blocks: list[nn.Module] = []
-        channels = C
-        for stage in range(3):
-            if stage > 0:
-                blocks.append(ResidualReduction(channels, channels * 2))
-                channels *= 2
-            blocks.extend(NB201Cell(self.genotype, channels) for _ in range(N))
+        blocks, channels = nb201_stages(C, N, lambda c: NB201Cell(self.genotype, c))
         self.cells = nn.Sequential(*blocks)
         self.head = nn.Sequential(
             nn.BatchNorm2d(channels),

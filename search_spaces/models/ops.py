@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from search_spaces.darts import DARTS_OPS as DARTS_SPACE_OPS
+
 OpFactory = Callable[[int, int, bool], nn.Module]
 """Constructor signature of a table entry: ``(C, stride, affine) -> module``."""
 
@@ -37,6 +39,7 @@ __all__ = [
     "SepConv",
     "UnknownOpError",
     "Zero",
+    "darts_cell_inputs",
 ]
 
 
@@ -243,6 +246,20 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.conv_a(x), self.conv_b(shifted)], dim=1))
 
 
+def darts_cell_inputs(
+    C_prev_prev: int, C_prev: int, C: int, reduction_prev: bool, affine: bool = True
+) -> tuple[nn.Module, nn.Module]:
+    """The preprocessing of a DARTS cell's two inputs to ``C`` channels: the output two
+    cells back (a :class:`FactorizedReduce` when the previous cell reduced, so that it is
+    twice as large, else a 1x1 :class:`ReLUConvBN`) and the previous cell's (1x1)."""
+    preprocess0: nn.Module
+    if reduction_prev:
+        preprocess0 = FactorizedReduce(C_prev_prev, C, affine=affine)
+    else:
+        preprocess0 = ReLUConvBN(C_prev_prev, C, 1, 1, 0, affine=affine)
+    return preprocess0, ReLUConvBN(C_prev, C, 1, 1, 0, affine=affine)
+
+
 def _conv_7x1_1x7(C: int, stride: int, affine: bool) -> nn.Module:
     return nn.Sequential(
         nn.ReLU(inplace=False),
@@ -330,17 +347,9 @@ def _dil_conv(kernel_size: int) -> OpFactory:
     return make
 
 
-DARTS_PRIMITIVES: tuple[str, ...] = (
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-)
-"""The eight operations of the DARTS search space, in DARTS' order."""
+DARTS_PRIMITIVES: tuple[str, ...] = ("none", *DARTS_SPACE_OPS)
+"""The eight operations of the DARTS search space, in DARTS' order: ``none`` and the seven
+that the ``darts`` space's cells choose from."""
 
 DARTS_OPS = OpTable(
     "DARTS",

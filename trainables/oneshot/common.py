@@ -45,6 +45,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -84,6 +85,7 @@ __all__ = [
     "NB201SearchArgs",
     "OneShotOptions",
     "OneShotTrainable",
+    "TrainTally",
     "check_oneshot_config",
     "parse_options",
     "parse_search_args",
@@ -103,6 +105,28 @@ METRICS = (
     "latency_ms",
 )
 logger = logging.getLogger("raynas.oneshot")
+
+
+@dataclass
+class TrainTally:
+    """A search epoch's running training loss and accuracy, each batch weighed by its size."""
+
+    total: float = 0.0
+    correct: int = 0
+    seen: int = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """Count one batch: its mean ``loss`` and the ``logits`` it scored for labels ``y``."""
+        self.total += float(loss.detach()) * int(y.shape[0])
+        self.correct += int((logits.argmax(1) == y).sum())
+        self.seen += int(y.shape[0])
+
+    def metrics(self) -> dict[str, float]:
+        """``train_loss`` and ``train_acc`` over the batches counted (0 before any)."""
+        return {
+            "train_loss": self.total / max(self.seen, 1),
+            "train_acc": self.correct / max(self.seen, 1),
+        }
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -191,12 +215,13 @@ class OneShotTrainable(tune.Trainable):
         return None
 
     def load_checkpoint(self, checkpoint_dir: str | dict[str, Any] | None) -> None:
-        if not isinstance(checkpoint_dir, str):
-            return
-        state = checkpoint.load(checkpoint_dir, CHECKPOINT_FILE)
-        self.epoch = checkpoint.restore(state, **self._training_objects())
-        self.previous_arch, self.arch = state["previous_arch"], state["arch"]
-        self._load_method_state(state["method"])
+        restored = checkpoint.restore_from(
+            checkpoint_dir, CHECKPOINT_FILE, **self._training_objects()
+        )
+        if restored is not None:
+            self.epoch, state = restored
+            self.previous_arch, self.arch = state["previous_arch"], state["arch"]
+            self._load_method_state(state["method"])
 
     def _training_objects(self) -> dict[str, Any]:
         """What a checkpoint saves and restores (see :mod:`trainables.checkpoint`)."""

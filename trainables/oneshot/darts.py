@@ -43,7 +43,7 @@ from pydantic import Field
 from torch import nn
 from torch.func import functional_call
 
-from trainables.oneshot.common import OneShotOptions, OneShotTrainable
+from trainables.oneshot.common import OneShotOptions, OneShotTrainable, TrainTally
 
 __all__ = [
     "DartsOptions",
@@ -52,6 +52,7 @@ __all__ = [
     "first_order_arch_grads",
     "search_loss",
     "second_order_arch_grads",
+    "softmax_weights",
     "virtual_step",
 ]
 
@@ -80,6 +81,12 @@ class DartsOptions(OneShotOptions):
     arch_init_scale: float = Field(1e-3, ge=0.0)
     remedy: Literal["early_stop", "darts_minus"] | None = None
     darts_minus_beta: float = Field(1.0, ge=0.0)
+
+
+def softmax_weights(alphas: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The op weights of the architecture weights: per cell type, a softmax over each edge's
+    ops, detached (no gradient to the alphas)."""
+    return {k: a.detach().softmax(dim=-1) for k, a in alphas.items()}
 
 
 def arch_entropy(alphas: Mapping[str, torch.Tensor]) -> float:
@@ -298,33 +305,29 @@ class DartsTrainable(OneShotTrainable):
 
     def _search_epoch(self) -> dict[str, float]:
         self.net.train()
-        total, correct, seen = 0.0, 0, 0
+        tally = TrainTally()
         arch_batches = self.a_batches()
         for xt, yt in self.w_batches():
             self.arch_step((xt, yt), next(arch_batches))
-            weights = {k: a.detach().softmax(dim=-1) for k, a in self.alphas.items()}
+            weights = softmax_weights(self.alphas)
             logits = self.net(xt, weights, aux_skip=self.aux_skip())
             loss = F.cross_entropy(logits, yt)
             if not torch.isfinite(loss):
                 return {"train_loss": float("nan"), "train_acc": 0.0}
             self.weight_step(loss)
             self.global_step += 1
-            total += float(loss.detach()) * int(yt.shape[0])
-            correct += int((logits.argmax(1) == yt).sum())
-            seen += int(yt.shape[0])
+            tally.add(loss, logits, yt)
         return {
-            "train_loss": total / max(seen, 1),
-            "train_acc": correct / max(seen, 1),
+            **tally.metrics(),
             "arch_entropy": arch_entropy(self.alphas),
             "aux_skip": self.aux_skip(),
         }
 
     def _derive(self) -> dict[str, Any]:
-        return self.net.derive({k: a.detach().softmax(dim=-1) for k, a in self.alphas.items()})
+        return self.net.derive(softmax_weights(self.alphas))
 
     def _eval_logits(self, x: torch.Tensor) -> torch.Tensor:
-        weights = {k: a.detach().softmax(dim=-1) for k, a in self.alphas.items()}
-        return self.net(x, weights, aux_skip=self.aux_skip())
+        return self.net(x, softmax_weights(self.alphas), aux_skip=self.aux_skip())
 
     def _method_state(self) -> dict[str, Any]:
         return {

@@ -43,7 +43,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from torch import nn
 
 from trainables.data import batches
-from trainables.oneshot.common import METRICS, OneShotOptions, OneShotTrainable
+from trainables.oneshot.common import METRICS, OneShotOptions, OneShotTrainable, TrainTally
 
 __all__ = ["Controller", "EnasOptions", "EnasTrainable", "ReinforceState", "reinforce_step"]
 
@@ -242,7 +242,7 @@ class EnasTrainable(OneShotTrainable):
         return float((logits.argmax(1) == y).float().mean())
 
     def _search_epoch(self) -> dict[str, float]:
-        total, correct, seen = 0.0, 0, 0
+        tally = TrainTally()
         self.net.train()
         for xt, yt in self.w_batches():
             with torch.no_grad():
@@ -252,9 +252,7 @@ class EnasTrainable(OneShotTrainable):
             if not torch.isfinite(loss):
                 return {"train_loss": float("nan"), "train_acc": 0.0}
             self.weight_step(loss)
-            total += float(loss.detach()) * int(yt.shape[0])
-            correct += int((logits.argmax(1) == yt).sum())
-            seen += int(yt.shape[0])
+            tally.add(loss, logits, yt)
         self.net.eval()
         rewards, entropies = [], []
         arch_batches = self.a_batches()
@@ -273,8 +271,7 @@ class EnasTrainable(OneShotTrainable):
             entropies.append(entropy)
         self.net.train()
         return {
-            "train_loss": total / max(seen, 1),
-            "train_acc": correct / max(seen, 1),
+            **tally.metrics(),
             "reward": sum(rewards) / len(rewards),
             "baseline": float(self.reinforce.baseline or 0.0),
             "arch_entropy": sum(entropies) / len(entropies),

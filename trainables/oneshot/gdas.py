@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, ValidationInfo, field_validator
 
-from trainables.oneshot.common import OneShotOptions, OneShotTrainable
-from trainables.oneshot.darts import arch_entropy
+from trainables.oneshot.common import OneShotOptions, OneShotTrainable, TrainTally
+from trainables.oneshot.darts import arch_entropy, softmax_weights
 
 Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 
@@ -136,7 +136,7 @@ class GdasTrainable(OneShotTrainable):
 
     def _search_epoch(self) -> dict[str, float]:
         self.net.train()
-        total, correct, seen = 0.0, 0, 0
+        tally = TrainTally()
         arch_batches = self.a_batches()
         for xt, yt in self.w_batches():
             loss, logits = self._path_loss(xt, yt)  # weights first, as the reference
@@ -150,18 +150,15 @@ class GdasTrainable(OneShotTrainable):
             for alpha, grad in zip(self.alphas.values(), grads):
                 alpha.grad = None if grad is None else grad.detach()
             self.arch_optimizer.step()
-            total += float(loss.detach()) * int(yt.shape[0])
-            correct += int((logits.argmax(1) == yt).sum())
-            seen += int(yt.shape[0])
+            tally.add(loss, logits, yt)
         return {
-            "train_loss": total / max(seen, 1),
-            "train_acc": correct / max(seen, 1),
+            **tally.metrics(),
             "arch_entropy": arch_entropy(self.alphas),
             "tau": self.tau(),
         }
 
     def _derive(self) -> dict[str, Any]:
-        arch = self.net.derive({k: a.detach().softmax(dim=-1) for k, a in self.alphas.items()})
+        arch = self.net.derive(softmax_weights(self.alphas))
         self.eval_sample = self.net.sample_from_arch(arch)
         return arch
 

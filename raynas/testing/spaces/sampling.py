@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import numpy as np
 
@@ -78,15 +79,7 @@ def check_to_tune(space: Space, n: int = 20, *, seed: int = 0) -> None:
         except InvalidArchitecture as err:
             raise _fail(space, f"Tune sample (seed {s}) is not a member: {err}", resolved) from err
 
-    ids = set()
-    for s in range(seed, seed + n):
-        arch = resolve(s)
-        _validate(space, arch, f"from_tune of Tune sample (seed {s})")
-        if s < seed + 3 and resolve(s) != arch:
-            raise _fail(space, f"Tune sampling with seed {s} is not reproducible", arch)
-        ids.add(space.arch_id(arch))
-    if _distinct_expected(space, n) and len(ids) == 1:
-        raise _fail(space, f"{n} seeded Tune samples were all the same arch")
+    _check_seeded_draws(space, resolve, "Tune", "from_tune", range(seed, seed + n))
 
 
 def check_to_hyperopt(space: Space, n: int = 20, *, seed: int = 0) -> None:
@@ -105,15 +98,24 @@ def check_to_hyperopt(space: Space, n: int = 20, *, seed: int = 0) -> None:
         except InvalidArchitecture as err:
             raise _fail(space, f"hyperopt sample (seed {s}) is not a member: {err}", raw) from err
 
+    _check_seeded_draws(space, draw, "hyperopt", "from_hyperopt", range(seed, seed + n))
+
+
+def _check_seeded_draws(
+    space: Space, draw: Callable[[int], Arch], sampler: str, via: str, seeds: range
+) -> None:
+    """``draw(s)`` (``sampler``'s sample of seed ``s``, mapped back through ``via``) is a
+    valid member for every seed, the same again for the first three, and not the same arch
+    for every seed (unless the space has one member)."""
     ids = set()
-    for s in range(seed, seed + n):
+    for s in seeds:
         arch = draw(s)
-        _validate(space, arch, f"from_hyperopt of hyperopt sample (seed {s})")
-        if s < seed + 3 and draw(s) != arch:
-            raise _fail(space, f"hyperopt sampling with seed {s} is not reproducible", arch)
+        _validate(space, arch, f"{via} of {sampler} sample (seed {s})")
+        if s < seeds.start + 3 and draw(s) != arch:
+            raise _fail(space, f"{sampler} sampling with seed {s} is not reproducible", arch)
         ids.add(space.arch_id(arch))
-    if _distinct_expected(space, n) and len(ids) == 1:
-        raise _fail(space, f"{n} seeded hyperopt samples were all the same arch")
+    if _distinct_expected(space, len(seeds)) and len(ids) == 1:
+        raise _fail(space, f"{len(seeds)} seeded {sampler} samples were all the same arch")
 
 
 def check_cardinality(

@@ -22,10 +22,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from search_spaces.models.ops import DARTS_OPS, DARTS_PRIMITIVES, FactorizedReduce, ReLUConvBN
+from search_spaces.models.ops import DARTS_OPS, DARTS_PRIMITIVES, darts_cell_inputs
 from search_spaces.models.supernet.mixed import (
     PARAMETER_FREE_OPS,
     Arch,
+    CellPath,
     MixedOp,
     Sample,
     Supernet,
@@ -65,12 +66,9 @@ class DartsSearchCell(nn.Module):
     ) -> None:
         super().__init__()
         self.reduction = reduction
-        self.preprocess0: nn.Module
-        if reduction_prev:
-            self.preprocess0 = FactorizedReduce(C_prev_prev, C, affine=False)
-        else:
-            self.preprocess0 = ReLUConvBN(C_prev_prev, C, 1, 1, 0, affine=False)
-        self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0, affine=False)
+        self.preprocess0, self.preprocess1 = darts_cell_inputs(
+            C_prev_prev, C_prev, C, reduction_prev, affine=False
+        )
         self.edges = nn.ModuleList(
             MixedOp(primitives, DARTS_OPS, C, 2 if reduction and i < 2 else 1, pool_bn=True)
             for i, _ in DARTS_EDGES
@@ -149,32 +147,14 @@ class DartsSupernet(Supernet):
         self.classifier = nn.Linear(C_p, num_classes)
         use_batch_statistics(self)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        weights: Weights | None = None,
-        sample: Sample | None = None,
-        aux_skip: float = 0.0,
-    ) -> torch.Tensor:
-        """Class logits, mixing every op (``weights``) or running one path (``sample``).
-
-        Args:
-            x: Images ``(N, C, H, W)``.
-            weights: ``{"normal": (14, K), "reduce": (14, K)}`` op weights.
-            sample: ``{"normal": [...], "reduce": [...]}``: per edge an op index, ``-1`` for
-                an unused edge (single-path mode; each node needs an active edge).
-            aux_skip: DARTS- auxiliary skip coefficient on every stride-1 edge.
-
-        Returns:
-            Logits ``(N, num_classes)``.
-        """
-        if weights is None and sample is None:
-            raise ValueError("weights, sample: pass architecture weights or a sampled path")
+    def _logits(self, x: torch.Tensor, path: CellPath, aux_skip: float) -> torch.Tensor:
+        """The cells in order, each on its type's path: ``weights`` is ``{"normal": (14, K),
+        "reduce": (14, K)}``; ``sample`` ``{"normal": [...], "reduce": [...]}``, per edge an
+        op index, ``-1`` for an unused edge (each node needs an active edge); ``aux_skip``
+        weighs every stride-1 edge's auxiliary skip."""
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            ct = "reduce" if cell.reduction else "normal"
-            w = None if weights is None else weights[ct]
-            s = None if sample is None else sample[ct]
+            w, s = path("reduce" if cell.reduction else "normal")
             s0, s1 = s1, cell(s0, s1, w, s, aux_skip)
         return self.classifier(torch.flatten(self.pool(s1), 1))
 

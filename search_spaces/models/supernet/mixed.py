@@ -27,7 +27,7 @@ describe no single network, and evaluating one derived path with them fails.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -50,6 +50,8 @@ PARAMETER_FREE_OPS = frozenset({"none", "skip_connect", "avg_pool_3x3", "max_poo
 Arch = dict[str, Any]
 Weights = Mapping[str, torch.Tensor]
 Sample = Mapping[str, Sequence[int]]
+#: A cell type's ``(op weights, sampled path)``, either None (see :meth:`Supernet.forward`).
+CellPath = Callable[[str], tuple[torch.Tensor | None, Sequence[int] | None]]
 
 
 def use_batch_statistics(module: nn.Module) -> None:
@@ -202,6 +204,40 @@ class Supernet(nn.Module):
             alpha = scale * torch.randn(shape, generator=generator, dtype=dtype)
             out[ct] = alpha.to(device).requires_grad_(True)
         return out
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        weights: Weights | None = None,
+        sample: Sample | None = None,
+        aux_skip: float = 0.0,
+    ) -> torch.Tensor:
+        """Class logits, mixing every op (``weights``) or running one path (``sample``).
+
+        Args:
+            x: Images ``(N, C, H, W)``.
+            weights: Per cell type, its ``(edges, ops)`` op weights (e.g. a softmax of the
+                alphas); see the space's :meth:`_logits` for the shapes.
+            sample: Per cell type, an op index per edge (single-path mode).
+            aux_skip: DARTS- auxiliary skip coefficient.
+
+        Returns:
+            Logits ``(N, num_classes)``.
+        """
+        if weights is None and sample is None:
+            raise ValueError("weights, sample: pass architecture weights or a sampled path")
+
+        def path(cell_type: str) -> tuple[torch.Tensor | None, Sequence[int] | None]:
+            return (
+                None if weights is None else weights[cell_type],
+                None if sample is None else sample[cell_type],
+            )
+
+        return self._logits(x, path, aux_skip)
+
+    def _logits(self, x: torch.Tensor, path: CellPath, aux_skip: float) -> torch.Tensor:
+        """:meth:`forward` of the space's network, each cell run on ``path(its type)``."""
+        raise NotImplementedError
 
     def derive(self, weights: Weights) -> Arch:
         """The discrete architecture the weights (or probabilities) select."""

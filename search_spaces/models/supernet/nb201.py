@@ -19,11 +19,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from search_spaces.models.nb201_net import ResidualReduction
+from search_spaces.models.nb201_net import nb201_stages
 from search_spaces.models.ops import NB201_OPS, NB201_PRIMITIVES
 from search_spaces.models.supernet.mixed import (
     PARAMETER_FREE_OPS,
     Arch,
+    CellPath,
     MixedOp,
     Sample,
     Supernet,
@@ -106,13 +107,7 @@ class NB201Supernet(Supernet):
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C)
         )
-        blocks: list[nn.Module] = []
-        channels = C
-        for stage in range(3):
-            if stage > 0:
-                blocks.append(ResidualReduction(channels, channels * 2))
-                channels *= 2
-            blocks.extend(NB201SearchCell(channels, self.primitives) for _ in range(N))
+        blocks, channels = nb201_stages(C, N, lambda c: NB201SearchCell(c, self.primitives))
         self.cells = nn.ModuleList(blocks)
         self.head = nn.Sequential(
             nn.BatchNorm2d(channels), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
@@ -120,28 +115,11 @@ class NB201Supernet(Supernet):
         self.classifier = nn.Linear(channels, num_classes)
         use_batch_statistics(self)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        weights: Weights | None = None,
-        sample: Sample | None = None,
-        aux_skip: float = 0.0,
-    ) -> torch.Tensor:
-        """Class logits, mixing every op (``weights``) or running one path (``sample``).
-
-        Args:
-            x: Images ``(N, C, H, W)``.
-            weights: ``{"cell": (6, K)}`` op weights (e.g. a softmax of the alphas).
-            sample: ``{"cell": [k_0, ..., k_5]}`` op index per edge (single-path mode).
-            aux_skip: DARTS- auxiliary skip coefficient on every edge.
-
-        Returns:
-            Logits ``(N, num_classes)``.
-        """
-        if weights is None and sample is None:
-            raise ValueError("weights, sample: pass architecture weights or a sampled path")
-        w = None if weights is None else weights["cell"]
-        s = None if sample is None else sample["cell"]
+    def _logits(self, x: torch.Tensor, path: CellPath, aux_skip: float) -> torch.Tensor:
+        """The stages, every cell on the one path: ``weights`` is ``{"cell": (6, K)}``,
+        ``sample`` ``{"cell": [k_0, ..., k_5]}`` (an op index per edge); ``aux_skip`` weighs
+        every edge's auxiliary skip."""
+        w, s = path("cell")
         h = self.stem(x)
         for block in self.cells:
             h = block(h, w, s, aux_skip) if isinstance(block, NB201SearchCell) else block(h)
