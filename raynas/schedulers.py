@@ -383,6 +383,9 @@ class ArchPBT(PopulationBasedTraining):
         super()._exploit(tune_controller, trial, trial_to_clone)
         manager: Any = trial.run_metadata.checkpoint_manager
         self._clones[trial] = manager._latest_checkpoint_result
+        # Tune caches the trial's run metadata as JSON for its snapshot and changes the
+        # checkpoint manager behind that cache's back: the snapshot would keep the old one.
+        trial.run_metadata.invalidate_cache()
         if trial.config.get("arch") == trial_to_clone.config.get("arch"):
             return
         state = self._trial_state[trial]
@@ -398,6 +401,7 @@ class ArchPBT(PopulationBasedTraining):
         given = self._clones.get(trial)
         if given is not None:
             trial.run_metadata.checkpoint_manager._latest_checkpoint_result = given
+            trial.run_metadata.invalidate_cache()
 
 
 def _drop_stale_stop(tune_controller: Any, trial: Any) -> None:

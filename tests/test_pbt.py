@@ -208,7 +208,7 @@ def _fake_trial(pbt: Any, name: str, score: float, epoch: int = 1) -> Any:
 
     manager = SimpleNamespace(_latest_checkpoint_result=f"own-{name}")
     trial = Trial(trial_id=name, status="PAUSED", experiment_tag=name)
-    trial.run_metadata = SimpleNamespace(checkpoint_manager=manager)
+    trial.run_metadata = SimpleNamespace(checkpoint_manager=manager, invalidate_cache=lambda: None)
     state = _PBTTrialState(trial)
     state.last_train_time, state.last_score = epoch, score
     pbt._trial_state[trial] = state

@@ -59,20 +59,7 @@ def small_search(strategy: str, scheduler: str, trials: int = 8, epochs: int = 3
     args: dict[str, Any] = {"name": strategy}
     if strategy == "evolution":
         args.update(population_size=4, sample_size=2)
-    if scheduler == "pbt_evolution":
-        return {
-            "name": f"{strategy}-{scheduler}",
-            "space": "nb201",
-            "space_args": {"C": 4, "N": 1},
-            "data": {"name": "digits"},
-            "train": {"epochs": epochs, "batch_size": 128, "lr": 0.1, "latency_repeats": 2},
-            "strategy": args,
-            "scheduler": {"name": scheduler, "synch": True},
-            "budget": {"trials": trials, "concurrent": None},
-            "checkpoint": {"every": 1},
-            "seed": 0,
-        }
-    return {
+    config: dict[str, Any] = {
         "name": f"{strategy}-{scheduler}",
         "space": "nb201",
         "space_args": {"C": 4, "N": 1},
@@ -83,6 +70,11 @@ def small_search(strategy: str, scheduler: str, trials: int = 8, epochs: int = 3
         "budget": {"trials": trials, "concurrent": 1},
         "seed": 0,
     }
+    if scheduler == "pbt_evolution":
+        config["scheduler"]["synch"] = True
+        config["budget"]["concurrent"] = None
+        config["checkpoint"] = {"every": 1}
+    return config
 
 
 @dataclass
