@@ -7,6 +7,7 @@ the names from here and from nowhere else.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 #: The experiment config as ``raynas run`` resolved it (YAML).
 CONFIG_FILE = "raynas_experiment.yaml"
@@ -48,6 +49,13 @@ def parse_trial_dir_name(name: str) -> tuple[int | None, str | None]:
     parts = name.split("_")
     index = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None
     return index, (parts[1] if len(parts) > 1 else None)
+
+
+def trial_index(trial_id: Any) -> int | None:
+    """The index Tune gave a trial, from its id ``<experiment hex>_<index>`` (e.g.
+    ``e6d7f_00002`` -> 2); None for anything else."""
+    suffix = str(trial_id).rsplit("_", 1)[-1] if trial_id and "_" in str(trial_id) else ""
+    return int(suffix) if suffix.isdigit() else None
 
 
 def trial_dirs(folder: Path) -> dict[str, list[Path]]:

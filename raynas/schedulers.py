@@ -352,6 +352,7 @@ class ArchPBT(PopulationBasedTraining):
             waiting = state.last_train_time >= self._next_perturbation_sync
             if trial.status == "PENDING" and waiting and trial.checkpoint is not None:
                 controller._set_trial_status(trial, "PAUSED")
+                _resnapshot(controller, trial)
 
     def _checkpoint_or_exploit(
         self, trial: Any, tune_controller: Any, upper_quantile: list, lower_quantile: list
@@ -383,9 +384,7 @@ class ArchPBT(PopulationBasedTraining):
         super()._exploit(tune_controller, trial, trial_to_clone)
         manager: Any = trial.run_metadata.checkpoint_manager
         self._clones[trial] = manager._latest_checkpoint_result
-        # Tune caches the trial's run metadata as JSON for its snapshot and changes the
-        # checkpoint manager behind that cache's back: the snapshot would keep the old one.
-        trial.run_metadata.invalidate_cache()
+        _resnapshot(tune_controller, trial)
         if trial.config.get("arch") == trial_to_clone.config.get("arch"):
             return
         state = self._trial_state[trial]
@@ -401,7 +400,24 @@ class ArchPBT(PopulationBasedTraining):
         given = self._clones.get(trial)
         if given is not None:
             trial.run_metadata.checkpoint_manager._latest_checkpoint_result = given
-            trial.run_metadata.invalidate_cache()
+            _resnapshot(getattr(self, "_controller", None), trial)
+
+
+def _resnapshot(tune_controller: Any, trial: Any) -> None:
+    """Make Tune's next experiment snapshot write ``trial`` again after PBT changed it.
+
+    Tune's snapshot keeps each trial's JSON from the last time the trial was marked (a status
+    change, a result), and caches its run metadata (the checkpoint manager) as JSON too. An
+    exploit changes a trial's config and checkpoint behind both: a synchronous exploit of a
+    PAUSED trial (no status change) stayed out of the snapshot until the trial ran again, and a
+    kill in between resumed it with its old config but its donor's weights (the kill loop's
+    last lineage difference: a clone that trained its old architecture from its donor).
+    """
+    trial.run_metadata.invalidate_cache()
+    controller = getattr(tune_controller, "_tune_controller", tune_controller)
+    mark = getattr(controller, "_mark_trial_to_checkpoint", None)
+    if callable(mark):
+        mark(trial)
 
 
 def _drop_stale_stop(tune_controller: Any, trial: Any) -> None:

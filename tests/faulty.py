@@ -52,6 +52,8 @@ class _Child(nn.Module):
 
 
 class FaultySpace(Space):
+    """One choice, ``behaviour``: how the child fails (``ok`` trains normally)."""
+
     def __init__(
         self, behaviours: list[str] | None = None, die_after: int = 0, marker: str | None = None
     ) -> None:
@@ -64,10 +66,5 @@ class FaultySpace(Space):
         return _Child(arch["behaviour"], in_channels, num_classes, self.die_after, self.marker)
 
 
-if "faulty" not in SPACES:
-
-    @register_space("faulty", description="children that fail on purpose (tests)")
-    def faulty(
-        behaviours: list[str] | None = None, die_after: int = 0, marker: str | None = None
-    ) -> FaultySpace:
-        return FaultySpace(behaviours, die_after, marker)
+if "faulty" not in SPACES:  # a second import (driver and workers) registers nothing new
+    register_space("faulty", description="children that fail on purpose (tests)")(FaultySpace)

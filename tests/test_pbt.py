@@ -250,3 +250,70 @@ def test_under_synch_a_child_in_its_grace_waits_at_the_barrier_but_is_not_ranked
     pbt._trial_state[child].last_train_time = 3
     lower, upper = pbt._quantiles()
     assert upper == [trials[0]] and lower == [child]
+
+
+def test_a_synchronous_exploit_of_a_paused_trial_reaches_tune_s_next_snapshot(
+    tmp_path: Path,
+) -> None:
+    """Tune's snapshot rewrites a trial only when the trial is marked (a status change, a
+    result). A synchronous exploit changes a PAUSED trial's config and checkpoint without
+    either: the snapshot kept the old config, and a kill before the trial ran again resumed it
+    with its old architecture and its donor's weights (seen in the kill loop). The snapshot
+    written after the exploit, by Tune's own code, holds the new config and checkpoint."""
+    from types import SimpleNamespace
+
+    from ray.train import Checkpoint
+    from ray.train._internal.session import _TrainingResult
+    from ray.train._internal.storage import StorageContext
+    from ray.tune import PlacementGroupFactory
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.experiment import Trial
+    from ray.tune.experiment.trial import _TrainingRunMetadata
+    from ray.tune.schedulers.pbt import _PBTTrialState
+
+    from raynas.registry import resolve_space
+
+    pbt = _synch_pbt()
+    pbt._log_config = False  # Tune's log of each exploit, written into a live Ray session
+    explore = pbt._custom_explore_fn
+    space = resolve_space(explore.space_name, explore.space_args)
+    storage = StorageContext(storage_path=str(tmp_path), experiment_dir_name="exp")
+    trials = {}
+    for name, seed, score in (("clone", 1, 0.2), ("donor", 2, 0.9)):
+        config = {"arch": space.sample(seed), "train": {"lr": 0.1}}
+        trial = Trial(
+            "classify",
+            config=config,
+            stub=True,
+            storage=storage,
+            trial_id=name,
+            placement_group_factory=PlacementGroupFactory([{"CPU": 1}]),
+        )
+        trial.set_status(Trial.PAUSED)
+        ckpt_dir = tmp_path / name
+        ckpt_dir.mkdir()
+        trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(
+            checkpoint=Checkpoint.from_directory(str(ckpt_dir)), metrics={"epoch": 1}
+        )
+        state = _PBTTrialState(trial)
+        state.last_train_time, state.last_score = 1, score
+        state.last_result = {"epoch": 1, "val_acc": score}
+        state.last_checkpoint = trial.checkpoint
+        pbt._trial_state[trial] = state
+        trials[name] = trial
+    clone, donor = trials["clone"], trials["donor"]
+    # The two tables Tune's snapshot reads, as they stand after the barrier's last result.
+    controller = SimpleNamespace(_trials_to_cache=set(), _trial_metadata={})
+    controller._mark_trial_to_checkpoint = controller._trials_to_cache.add
+    controller._trial_metadata = {t.trial_id: t.get_json_state() for t in trials.values()}
+
+    old_arch = clone.config["arch"]
+    pbt._exploit(controller, clone, donor)
+    assert clone.config["arch"] != old_arch
+    snapshot = TuneController._get_trial_checkpoints(controller)  # type: ignore[arg-type]
+    state_json, metadata_json = snapshot["clone"]
+    assert json.loads(state_json)["config"]["arch"] == clone.config["arch"]
+    metadata = _TrainingRunMetadata.from_json_state(metadata_json)
+    assert metadata.checkpoint_manager.latest_checkpoint_result.checkpoint.path == str(
+        tmp_path / "donor"
+    )

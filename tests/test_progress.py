@@ -157,6 +157,14 @@ def test_trial_folder_names_parse_back() -> None:
     )
 
 
+def test_a_trial_id_gives_its_index() -> None:
+    from raynas.files import trial_index
+
+    assert trial_index("e6d7f_00002") == 2
+    for not_an_id in (None, "", "dad2bb44", "e6d7f_x2"):
+        assert trial_index(not_an_id) is None
+
+
 def test_budgets_a_strategy_or_space_cannot_use_are_warned(capsys) -> None:  # type: ignore[no-untyped-def]
     from raynas.cli import main
 

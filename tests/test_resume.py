@@ -14,25 +14,26 @@ from raynas.testing.kill_loop import kill_loop, small_search
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("strategy", "scheduler", "trials", "epochs"),
-    [("evolution", "fifo", 8, 3), ("bo", "asha", 8, 3), ("random", "pbt_evolution", 4, 4)],
+    ("strategy", "scheduler", "trials", "epochs", "kills"),
+    [
+        ("evolution", "fifo", 6, 3, 2),
+        ("bo", "asha", 6, 3, 2),
+        ("random", "pbt_evolution", 4, 4, 3),
+    ],
 )
 def test_kill_loop_loses_and_repeats_nothing(
-    tmp_path: Path, strategy: str, scheduler: str, trials: int, epochs: int
+    tmp_path: Path, strategy: str, scheduler: str, trials: int, epochs: int, kills: int
 ) -> None:
     """For PBT, the same lineage: epoch by epoch, each trial trains the architecture the
-    uninterrupted run's trains, cloned from the same trial."""
+    uninterrupted run's trains, cloned from the same trial. (``benchmarks/kill_loop.py`` runs
+    10 kills a pair; CI's few keep its time down.)"""
     cfg = small_search(strategy, scheduler, trials=trials, epochs=epochs)
-    report = kill_loop(cfg, tmp_path, kills=3, seed=1)
+    report = kill_loop(cfg, tmp_path, kills=kills, seed=1)
     print(json.dumps(report.to_dict()))
-    assert report.kills >= 2, report
+    assert report.kills >= kills - 1, report  # the run may end before the last kill
     assert report.rerun == 0 and report.lost == 0 and report.unreadable == 0, report
     assert report.gaps == 0, report
     assert report.not_reaped == 0, report
-    if scheduler == "pbt_evolution" and not report.same_sequence:
-        # Measured: the same lineage in 4 of 5 loops (16 kills); a clone that kept its own
-        # architecture but its donor's weights is still to be explained (issue 15).
-        pytest.xfail(f"PBT lineage differs after kills: {report.differences}")
     assert report.same_sequence, report.differences
 
 

@@ -44,7 +44,7 @@ from typing import Any
 
 import yaml
 
-from raynas.files import parse_trial_dir_name
+from raynas.files import parse_trial_dir_name, trial_index
 
 __all__ = ["KillLoopReport", "kill_loop", "lineage", "small_search", "trial_sequence"]
 
@@ -146,18 +146,14 @@ def lineage(folder: Path) -> dict[int, list[tuple[Any, str, int | None]]]:
     out = {}
     for trial in _trial_dirs(folder):
         index = parse_trial_dir_name(trial.name)[0]
-        rows = []
-        for row in _rows(trial / "result.json"):
-            parent = row.get("parent")
-            suffix = str(parent).rsplit("_", 1)[-1] if parent else ""
-            rows.append(
-                (
-                    row.get("training_iteration"),
-                    str(row.get("arch_str")),
-                    int(suffix) if suffix.isdigit() else None,
-                )
+        out[-1 if index is None else index] = [
+            (
+                row.get("training_iteration"),
+                str(row.get("arch_str")),
+                trial_index(row.get("parent")),
             )
-        out[-1 if index is None else index] = rows
+            for row in _rows(trial / "result.json")
+        ]
     return out
 
 
