@@ -8,18 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import ray.tune.trainable.trainable as tune_trainable
 import torch
 from torch import nn
 
 import raynas
-from raynas.config import ConfigError, trial_settings
+from raynas.config import ConfigError
 from raynas.config_check import check_experiment
 from raynas.config_load import load_config
 from raynas.export import export_trial
 from search_spaces.models.supernet import NB201Supernet
 from tests.conftest import small_experiment
-from tests.oneshot_e2e import run_oneshot
+from tests.oneshot_harness import make_oneshot_trainable, run_oneshot
 from trainables.oneshot.common import DERIVED_ARCH_FILE, parse_options
 from trainables.oneshot.darts import (
     DartsOptions,
@@ -30,7 +29,7 @@ from trainables.oneshot.darts import (
 )
 from trainables.oneshot.gdas import GdasOptions, GdasTrainable, gumbel_path
 
-pytest_plugins = ["tests.oneshot_e2e"]
+pytest_plugins = ["tests.oneshot_harness"]
 
 torch.set_num_threads(1)
 
@@ -244,21 +243,9 @@ def test_example_configs_validate() -> None:
 def make_trainable(
     cls: type, tmp_path: Path, trainable_args: dict[str, Any], *, epochs: int = 2, **space: Any
 ) -> Any:
-    data = small_experiment(
-        tmp_path,
-        trainable=cls.METHOD,
-        trainable_args=trainable_args,
-        data={"name": "digits", "limit": 240},
-        train={"epochs": epochs, "batch_size": 64},
-        **space,
+    return make_oneshot_trainable(
+        cls, tmp_path, epochs=epochs, trainable_args=trainable_args, **space
     )
-    data["space_args"] = space.get("space_args", data["space_args"])  # replace, not merge
-    exp = load_config(data)
-    cfg = trial_settings(exp)
-    cfg["arch"] = raynas.get_space(exp.space, **exp.space_args).sample(0)
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    tune_trainable.DEFAULT_STORAGE_PATH = str(tmp_path)
-    return cls(config=cfg)
 
 
 def test_darts_second_order_moves_the_arch_weights_and_derives_a_valid_arch(tmp_path: Path) -> None:

@@ -7,19 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import ray.tune.trainable.trainable as tune_trainable
 import torch
 
 import raynas
-from raynas.config import ConfigError, trial_settings
+from raynas.config import ConfigError
 from raynas.config_check import check_experiment
 from raynas.config_load import load_config
 from tests.conftest import small_experiment
-from tests.oneshot_e2e import run_oneshot
+from tests.oneshot_harness import make_oneshot_trainable, run_oneshot
 from trainables.oneshot.common import DERIVED_ARCH_FILE
 from trainables.oneshot.enas import Controller, EnasTrainable, ReinforceState, reinforce_step
 
-pytest_plugins = ["tests.oneshot_e2e"]
+pytest_plugins = ["tests.oneshot_harness"]
 
 torch.set_num_threads(1)
 
@@ -82,20 +81,10 @@ def test_reinforce_improves_the_reward_of_a_tiny_task() -> None:
 # --- the trainable -----------------------------------------------------------------------------
 def make_trainable(tmp_path: Path, epochs: int = 2, **sections: Any) -> EnasTrainable:
     sections.setdefault("trainable_args", {"controller_steps": 5, "derive_samples": 4})
-    data = small_experiment(
-        tmp_path,
-        trainable="enas",
-        data={"name": "digits", "limit": 240},
-        train={"epochs": epochs, "batch_size": 64},
-        **sections,
+    trainable: EnasTrainable = make_oneshot_trainable(
+        EnasTrainable, tmp_path, epochs=epochs, **sections
     )
-    data["space_args"] = sections.get("space_args", data["space_args"])  # replace, not merge
-    exp = load_config(data)
-    cfg = trial_settings(exp)
-    cfg["arch"] = raynas.get_space(exp.space, **exp.space_args).sample(0)
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    tune_trainable.DEFAULT_STORAGE_PATH = str(tmp_path)
-    return EnasTrainable(config=cfg)
+    return trainable
 
 
 def test_enas_trains_the_controller_and_derives_a_valid_arch(tmp_path: Path) -> None:

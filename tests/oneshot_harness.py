@@ -1,6 +1,7 @@
-"""End-to-end one-shot searches: the ``local_ray`` fixture and a tiny search through ``raynas.run``.
+"""What the one-shot tests share: a trainable driven directly, the ``local_ray`` fixture and a
+tiny search through ``raynas.run``.
 
-A test module uses the fixture with ``pytest_plugins = ["tests.oneshot_e2e"]``.
+A test module uses the fixture with ``pytest_plugins = ["tests.oneshot_harness"]``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,33 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ray.tune.trainable.trainable as tune_trainable
 
 import raynas
+from raynas.config import trial_settings
+from raynas.config_load import load_config
 from tests.conftest import small_experiment
+
+
+def make_oneshot_trainable(cls: Any, tmp_path: Path, *, epochs: int, **sections: Any) -> Any:
+    """A one-shot trainable ``cls`` (its ``METHOD``) on 240 digits, its config from
+    :func:`~tests.conftest.small_experiment` with ``sections``; a given ``space_args`` replaces
+    the default one instead of being merged into it. The arch is the space's ``sample(0)``.
+    """
+    data = small_experiment(
+        tmp_path,
+        trainable=cls.METHOD,
+        data={"name": "digits", "limit": 240},
+        train={"epochs": epochs, "batch_size": 64},
+        **sections,
+    )
+    data["space_args"] = sections.get("space_args", data["space_args"])  # replace, not merge
+    exp = load_config(data)
+    cfg = trial_settings(exp)
+    cfg["arch"] = raynas.get_space(exp.space, **exp.space_args).sample(0)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    tune_trainable.DEFAULT_STORAGE_PATH = str(tmp_path)
+    return cls(config=cfg)
 
 
 @pytest.fixture
