@@ -1,17 +1,12 @@
-"""What the one-shot tests share: a trainable driven directly, the ``local_ray`` fixture and a
-tiny search through ``raynas.run``.
-
-A test module uses the fixture with ``pytest_plugins = ["tests.oneshot_harness"]``.
-"""
+"""What the one-shot tests share: a trainable driven directly, a tiny search through
+``raynas.run`` (with the :mod:`tests.local_ray` fixture)."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-import pytest
 import ray.tune.trainable.trainable as tune_trainable
 
 import raynas
@@ -39,16 +34,6 @@ def make_oneshot_trainable(cls: Any, tmp_path: Path, *, epochs: int, **sections:
     tmp_path.mkdir(parents=True, exist_ok=True)
     tune_trainable.DEFAULT_STORAGE_PATH = str(tmp_path)
     return cls(config=cfg)
-
-
-@pytest.fixture
-def local_ray(request: pytest.FixtureRequest) -> None:
-    """The session's Ray runtime, started on this machine (never another user's cluster)."""
-    import ray
-
-    if not ray.is_initialized() and not os.environ.get("RAY_ADDRESS"):
-        os.environ["RAY_ADDRESS"] = "local"
-    request.getfixturevalue("ray_session")
 
 
 def run_oneshot(
