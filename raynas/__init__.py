@@ -13,8 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
+from raynas.lazy import lazy_getattr
 from raynas.registry import (
     get_space,
     list_spaces,
@@ -35,26 +34,14 @@ __version__ = "0.1.0"
 
 # Heavy parts (Ray, torch) load on first use, so `import raynas` stays fast.
 _LAZY = {
-    "Experiment": "raynas.config",
-    "ConfigError": "raynas.config",
-    "load_config": "raynas.config_load",
-    "run": "raynas.runner",
-    "resume": "raynas.runner",
-    "ExperimentResult": "raynas.analysis",
-    "load": "raynas.analysis",
-    "register_strategy": "raynas.strategies",
-    "get_strategy": "raynas.strategies",
-    "list_strategies": "raynas.strategies",
-    "register_trainable": "raynas.registry",
+    "raynas.config": ("Experiment", "ConfigError"),
+    "raynas.config_load": ("load_config",),
+    "raynas.runner": ("run", "resume"),
+    "raynas.analysis": ("ExperimentResult", "load"),
+    "raynas.strategies": ("register_strategy", "get_strategy", "list_strategies"),
+    "raynas.registry": ("register_trainable",),
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'raynas' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [
@@ -70,5 +57,5 @@ __all__ = [
     "get_space",
     "list_spaces",
     "register_space",
-    *_LAZY,
+    *(name for names in _LAZY.values() for name in names),
 ]

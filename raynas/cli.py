@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from raynas.cli_args import add_overrides
+
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
 
@@ -73,12 +75,8 @@ def _parser() -> argparse.ArgumentParser:
         "experiment folder and the top-5 architectures.",
     )
     run.add_argument("config", help="experiment YAML file")
-    run.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
+    add_overrides(
+        run,
         help="override a field, e.g. budget.trials=4 (repeatable; values are YAML); "
         "strategy.name or scheduler.name set to another name drops the old one's arguments",
     )
@@ -110,13 +108,8 @@ def _parser() -> argparse.ArgumentParser:
         "searcher state is restored.",
     )
     res.add_argument("dir", help="experiment folder")
-    res.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="raise budget.trials, e.g. budget.trials=40: also extends a finished search",
+    add_overrides(
+        res, help="raise budget.trials, e.g. budget.trials=40: also extends a finished search"
     )
     res.add_argument("--address", help="Ray cluster address")
     _output_flags(res)
@@ -128,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         "resources) and exit 0 if it is good, 2 otherwise.",
     )
     val.add_argument("config")
-    val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_overrides(val)
 
     spc = sub.add_parser(
         "spaces",

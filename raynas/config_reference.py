@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from raynas.cli_args import add_overrides
+
 #: The reference page in the repository.
 REFERENCE_PAGE = Path("docs") / "config.md"
 
@@ -153,7 +155,7 @@ def register_cli(sub: Any) -> None:
     actions = cfg.add_subparsers(dest="config_action", metavar="ACTION", required=True)
     shw = actions.add_parser("show", help="the resolved config, documented")
     shw.add_argument("config", nargs="?", help="experiment YAML (default: all defaults)")
-    shw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_overrides(shw)
     shw.set_defaults(func=_cmd_show)
     ref = actions.add_parser("reference", help="the Markdown reference of every field")
     ref.add_argument("--out", help="write it to this file (default: print it)")

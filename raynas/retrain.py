@@ -49,6 +49,7 @@ from typing import Any
 
 import yaml
 
+from raynas.cli_args import add_overrides
 from raynas.config import ConfigError, Experiment
 from raynas.config_check import check_experiment
 from raynas.config_load import load_config
@@ -506,13 +507,8 @@ def register_cli(sub: Any) -> None:
     )
     p.add_argument("dir", help="experiment folder of the search")
     p.add_argument("--trial", metavar="ID", help="trial id (default: the best trial)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field of the retraining config, e.g. train.epochs=50 (repeatable)",
+    add_overrides(
+        p, help="override a field of the retraining config, e.g. train.epochs=50 (repeatable)"
     )
     p.add_argument(
         "--final",

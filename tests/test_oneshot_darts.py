@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-import ray.tune.trainable.trainable as tune_trainable
 import torch
 from torch import nn
 
 import raynas
-from raynas.config import ConfigError, trial_settings
+from raynas.config import ConfigError
 from raynas.config_check import check_experiment
 from raynas.config_load import load_config
 from raynas.export import export_trial
 from search_spaces.models.supernet import NB201Supernet
 from tests.conftest import small_experiment
+from tests.oneshot_harness import make_oneshot_trainable, run_oneshot
 from trainables.oneshot.common import DERIVED_ARCH_FILE, parse_options
 from trainables.oneshot.darts import (
     DartsOptions,
@@ -29,6 +28,8 @@ from trainables.oneshot.darts import (
     second_order_arch_grads,
 )
 from trainables.oneshot.gdas import GdasOptions, GdasTrainable, gumbel_path
+
+pytest_plugins = ["tests.local_ray"]
 
 torch.set_num_threads(1)
 
@@ -104,11 +105,19 @@ def _setup(net: nn.Module, shape: tuple[int, ...], edges: int, ops: int) -> tupl
     return alpha, train, val, buffers
 
 
-def test_second_order_step_matches_a_finite_difference_of_the_unrolled_loss() -> None:
-    torch.manual_seed(0)
-    net = TinySmoothNet()
-    alpha, train, val, buffers = _setup(net, (5,), 2, 3)
-    xi, momentum, wd = 0.5, 0.9, 3e-4
+def _second_order_and_numerical(
+    net: nn.Module,
+    alpha: torch.Tensor,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    *,
+    xi: float,
+    momentum: float,
+    wd: float,
+    r: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``second_order_arch_grads`` of the cell alpha, and the finite difference it should equal."""
     ours = second_order_arch_grads(
         net,
         {"cell": alpha.clone().requires_grad_(True)},
@@ -118,13 +127,24 @@ def test_second_order_step_matches_a_finite_difference_of_the_unrolled_loss() ->
         momentum=momentum,
         weight_decay=wd,
         momentum_buffers=buffers,
-        r=0.01,
-    )["cell"]  # DARTS' epsilon = 0.01 / ||dL_val/dw'||
+        r=r,
+    )["cell"]
     direct = numerical_grad(
         lambda a: unrolled_val_loss(
             net, a.requires_grad_(True), train, val, xi, momentum, wd, buffers
         ),
         alpha,
+    )
+    return ours, direct
+
+
+def test_second_order_step_matches_a_finite_difference_of_the_unrolled_loss() -> None:
+    torch.manual_seed(0)
+    net = TinySmoothNet()
+    alpha, train, val, buffers = _setup(net, (5,), 2, 3)
+    # DARTS' epsilon = 0.01 / ||dL_val/dw'||
+    ours, direct = _second_order_and_numerical(
+        net, alpha, train, val, buffers, xi=0.5, momentum=0.9, wd=3e-4, r=0.01
     )
     first = first_order_arch_grads(net, {"cell": alpha.clone().requires_grad_(True)}, val)["cell"]
     assert torch.allclose(ours, direct, rtol=1e-2, atol=1e-6), (ours, direct)
@@ -136,23 +156,8 @@ def test_second_order_step_on_the_nb201_supernet_is_exact_in_the_small_eps_limit
     torch.manual_seed(0)
     net = NB201Supernet(C=2, N=1, num_classes=3, in_channels=1)
     alpha, train, val, buffers = _setup(net, (1, 6, 6), 6, 5)
-    xi, momentum, wd = 0.1, 0.9, 5e-4
-    ours = second_order_arch_grads(
-        net,
-        {"cell": alpha.clone().requires_grad_(True)},
-        train,
-        val,
-        xi=xi,
-        momentum=momentum,
-        weight_decay=wd,
-        momentum_buffers=buffers,
-        r=1e-6,
-    )["cell"]
-    direct = numerical_grad(
-        lambda a: unrolled_val_loss(
-            net, a.requires_grad_(True), train, val, xi, momentum, wd, buffers
-        ),
-        alpha,
+    ours, direct = _second_order_and_numerical(
+        net, alpha, train, val, buffers, xi=0.1, momentum=0.9, wd=5e-4, r=1e-6
     )
     assert torch.allclose(ours, direct, rtol=1e-3, atol=1e-7), float((ours - direct).abs().max())
 
@@ -238,21 +243,9 @@ def test_example_configs_validate() -> None:
 def make_trainable(
     cls: type, tmp_path: Path, trainable_args: dict[str, Any], *, epochs: int = 2, **space: Any
 ) -> Any:
-    data = small_experiment(
-        tmp_path,
-        trainable=cls.METHOD,
-        trainable_args=trainable_args,
-        data={"name": "digits", "limit": 240},
-        train={"epochs": epochs, "batch_size": 64},
-        **space,
+    return make_oneshot_trainable(
+        cls, tmp_path, epochs=epochs, trainable_args=trainable_args, **space
     )
-    data["space_args"] = space.get("space_args", data["space_args"])  # replace, not merge
-    exp = load_config(data)
-    cfg = trial_settings(exp)
-    cfg["arch"] = raynas.get_space(exp.space, **exp.space_args).sample(0)
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    tune_trainable.DEFAULT_STORAGE_PATH = str(tmp_path)
-    return cls(config=cfg)
 
 
 def test_darts_second_order_moves_the_arch_weights_and_derives_a_valid_arch(tmp_path: Path) -> None:
@@ -347,31 +340,11 @@ def test_gdas_searches_and_derives(tmp_path: Path) -> None:
 
 
 # --- end to end through `raynas run` ---------------------------------------------------------
-@pytest.fixture
-def local_ray(request: pytest.FixtureRequest) -> None:
-    """The session's Ray runtime, started on this machine (never another user's cluster)."""
-    import ray
-
-    if not ray.is_initialized() and not os.environ.get("RAY_ADDRESS"):
-        os.environ["RAY_ADDRESS"] = "local"
-    request.getfixturevalue("ray_session")
-
-
 @pytest.mark.slow
 def test_darts_end_to_end_through_raynas_run(tmp_path: Path, local_ray: None) -> None:
-    exp = small_experiment(
-        tmp_path,
-        name="darts",
-        trainable="darts",
-        trainable_args={"order": 2, "arch_lr": 0.01},
-        data={"name": "digits", "limit": 200},
-        train={"epochs": 2, "batch_size": 64},
-    )
-    result = raynas.run(exp, verbose=False)
+    result, lasts = run_oneshot(tmp_path, "darts", {"order": 2, "arch_lr": 0.01})
     space = raynas.get_space("nb201", C=4, N=1)
-    assert set(result.trials["status"]) == {"completed"}
-    for tdir in result.trials["trial_dir"]:
-        last = json.loads(Path(tdir, "result.json").read_text().splitlines()[-1])
+    for tdir, last in lasts:
         arch = json.loads(Path(tdir, DERIVED_ARCH_FILE).read_text())
         assert last["arch"] == arch == json.loads(last["derived_arch"])
         assert last["arch_str"] == space.to_string(arch) and last["epoch"] == 2

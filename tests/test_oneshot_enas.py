@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-import ray.tune.trainable.trainable as tune_trainable
 import torch
 
 import raynas
-from raynas.config import ConfigError, trial_settings
+from raynas.config import ConfigError
 from raynas.config_check import check_experiment
 from raynas.config_load import load_config
 from tests.conftest import small_experiment
+from tests.oneshot_harness import make_oneshot_trainable, run_oneshot
 from trainables.oneshot.common import DERIVED_ARCH_FILE
 from trainables.oneshot.enas import Controller, EnasTrainable, ReinforceState, reinforce_step
+
+pytest_plugins = ["tests.local_ray"]
 
 torch.set_num_threads(1)
 
@@ -80,20 +81,10 @@ def test_reinforce_improves_the_reward_of_a_tiny_task() -> None:
 # --- the trainable -----------------------------------------------------------------------------
 def make_trainable(tmp_path: Path, epochs: int = 2, **sections: Any) -> EnasTrainable:
     sections.setdefault("trainable_args", {"controller_steps": 5, "derive_samples": 4})
-    data = small_experiment(
-        tmp_path,
-        trainable="enas",
-        data={"name": "digits", "limit": 240},
-        train={"epochs": epochs, "batch_size": 64},
-        **sections,
+    trainable: EnasTrainable = make_oneshot_trainable(
+        EnasTrainable, tmp_path, epochs=epochs, **sections
     )
-    data["space_args"] = sections.get("space_args", data["space_args"])  # replace, not merge
-    exp = load_config(data)
-    cfg = trial_settings(exp)
-    cfg["arch"] = raynas.get_space(exp.space, **exp.space_args).sample(0)
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    tune_trainable.DEFAULT_STORAGE_PATH = str(tmp_path)
-    return EnasTrainable(config=cfg)
+    return trainable
 
 
 def test_enas_trains_the_controller_and_derives_a_valid_arch(tmp_path: Path) -> None:
@@ -173,31 +164,11 @@ def test_enas_config_errors_name_the_field(tmp_path: Path) -> None:
     )
 
 
-@pytest.fixture
-def local_ray(request: pytest.FixtureRequest) -> None:
-    """The session's Ray runtime, started on this machine (never another user's cluster)."""
-    import ray
-
-    if not ray.is_initialized() and not os.environ.get("RAY_ADDRESS"):
-        os.environ["RAY_ADDRESS"] = "local"
-    request.getfixturevalue("ray_session")
-
-
 @pytest.mark.slow
 def test_enas_end_to_end_through_raynas_run(tmp_path: Path, local_ray: None) -> None:
-    exp = small_experiment(
-        tmp_path,
-        name="enas",
-        trainable="enas",
-        trainable_args={"controller_steps": 5, "derive_samples": 4},
-        data={"name": "digits", "limit": 200},
-        train={"epochs": 2, "batch_size": 64},
-    )
-    result = raynas.run(exp, verbose=False)
+    _result, lasts = run_oneshot(tmp_path, "enas", {"controller_steps": 5, "derive_samples": 4})
     space = raynas.get_space("nb201", C=4, N=1)
-    assert set(result.trials["status"]) == {"completed"}
-    for tdir in result.trials["trial_dir"]:
-        last = json.loads(Path(tdir, "result.json").read_text().splitlines()[-1])
+    for tdir, last in lasts:
         space.validate(last["arch"])
         assert json.loads(Path(tdir, DERIVED_ARCH_FILE).read_text()) == last["arch"]
         assert {"reward", "baseline", "arch_entropy", "collapse"} <= last.keys()

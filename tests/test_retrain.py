@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,8 @@ from raynas.retrain import LINK_FILE, find_top, find_trial, retrain, retrain_con
 from tests.conftest import REPO, small_experiment
 from trainables.classify import ClassifyTrainable
 from trainables.data import load_dataset
+
+pytest_plugins = ["tests.local_ray"]
 
 SPACE = raynas.get_space("nb201", C=4, N=1)
 GOOD = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -182,16 +183,6 @@ def test_retrain_refuses_an_arch_outside_the_overridden_space(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="space_args: the arch of trial aaaa0001 is invalid"):
         retrain(folder, overrides=["space_args.ops=[none, skip_connect]"], verbose=False)
     assert not (tmp_path / "runs" / "search-retrain-aaaa0001").exists()
-
-
-@pytest.fixture
-def local_ray(request: pytest.FixtureRequest) -> None:
-    """The session's Ray runtime, started on this machine (never another user's cluster)."""
-    import ray
-
-    if not ray.is_initialized() and not os.environ.get("RAY_ADDRESS"):
-        os.environ["RAY_ADDRESS"] = "local"
-    request.getfixturevalue("ray_session")
 
 
 @pytest.mark.slow

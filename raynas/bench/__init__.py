@@ -22,26 +22,14 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from raynas.lazy import lazy_getattr
 
 # Loaded on first use, so `raynas --help` (which imports raynas.bench.cli) stays fast.
 _LAZY = {
-    "SearchRun": "raynas.bench.search",
-    "run_search": "raynas.bench.search",
-    "run_searches": "raynas.bench.search",
-    "summarize": "raynas.bench.search",
-    "SEED_MODES": "raynas.bench.table",
-    "BenchTable": "raynas.bench.table",
-    "TableError": "raynas.bench.table",
-    "load_table": "raynas.bench.table",
+    "raynas.bench.search": ("SearchRun", "run_search", "run_searches", "summarize"),
+    "raynas.bench.table": ("SEED_MODES", "BenchTable", "TableError", "load_table"),
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'raynas.bench' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

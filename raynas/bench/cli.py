@@ -12,6 +12,8 @@ import json
 import sys
 from typing import Any
 
+from raynas.cli_args import add_overrides, add_subcommands, key_value, positive
+
 EXIT_OK, EXIT_CONFIG = 0, 2
 
 EPILOG = """examples:
@@ -36,39 +38,10 @@ def register_cli(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    bsub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND")
-    bench.set_defaults(func=lambda args: _help(bench))
+    bsub = add_subcommands(bench, "bench_command")
     _add_build(bsub)
     _add_search(bsub)
     _add_convert(bsub)
-
-
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return EXIT_OK
-
-
-def _kv(text: str) -> tuple[str, Any]:
-    import yaml
-
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"{text!r} must be KEY=VALUE, e.g. population_size=20")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as err:
-        raise argparse.ArgumentTypeError(f"{text!r}: value is not valid YAML: {err}") from err
-    return key.strip(), value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _add_build(bsub: Any) -> None:
@@ -82,7 +55,7 @@ def _add_build(bsub: Any) -> None:
     p.add_argument("config", help="experiment YAML (its strategy and budget are replaced)")
     p.add_argument("--out", required=True, metavar="TABLE", help="table to write (.parquet/.csv)")
     p.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="default: config seed")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_overrides(p)
     p.add_argument("--storage", help="folder of the experiment folders (default: config's)")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=run_build)
@@ -102,7 +75,7 @@ def _add_search(bsub: Any) -> None:
         "--space-arg",
         dest="space_args",
         action="append",
-        type=_kv,
+        type=key_value,
         default=None,
         metavar="KEY=VALUE",
         help="space argument (default: the table's metadata)",
@@ -112,7 +85,7 @@ def _add_search(bsub: Any) -> None:
         "--strategy-arg",
         dest="strategy_args",
         action="append",
-        type=_kv,
+        type=key_value,
         default=[],
         metavar="KEY=VALUE",
     )
@@ -120,8 +93,8 @@ def _add_search(bsub: Any) -> None:
     p.add_argument("--report", help="column the found arch is scored by (default: --metric)")
     p.add_argument("--mode", choices=("max", "min"), default="max")
     p.add_argument("--report-mode", choices=("max", "min"), help="default: --mode")
-    p.add_argument("--budget", type=_positive, required=True, metavar="N")
-    p.add_argument("--seeds", type=_positive, default=10, metavar="K")
+    p.add_argument("--budget", type=positive, required=True, metavar="N")
+    p.add_argument("--seeds", type=positive, default=10, metavar="K")
     p.add_argument("--seed-start", type=int, default=0, help="first seed (seeds S..S+K-1)")
     p.add_argument(
         "--seed-mode",
@@ -154,10 +127,10 @@ def _add_search(bsub: Any) -> None:
         "--proxy-column", metavar="COL", help="use a column of TABLE itself as the proxy"
     )
     g.add_argument(
-        "--warmup-pool", type=_positive, metavar="N", help="ranked initial pool (default 100)"
+        "--warmup-pool", type=positive, metavar="N", help="ranked initial pool (default 100)"
     )
     g.add_argument(
-        "--move-candidates", type=_positive, metavar="K", help="candidates per move (default 10)"
+        "--move-candidates", type=positive, metavar="K", help="candidates per move (default 10)"
     )
     p.set_defaults(func=run_search_cmd)
 
@@ -182,7 +155,7 @@ def _add_convert(bsub: Any) -> None:
         default=None,
         help="training schedule: '12' or '200' epochs (default: 200)",
     )
-    p.add_argument("--limit", type=_positive, help="convert only the first N archs")
+    p.add_argument("--limit", type=positive, help="convert only the first N archs")
     p.add_argument(
         "--final-only",
         action="store_true",

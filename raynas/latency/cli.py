@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from raynas.bench.cli import _kv, _positive
+from raynas.cli_args import add_space_args, add_subcommands, positive
 
 EXIT_OK = 0
 
@@ -34,8 +34,7 @@ def register_cli(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    lsub = latency.add_subparsers(dest="latency_command", metavar="SUBCOMMAND")
-    latency.set_defaults(func=lambda args: _help(latency))
+    lsub = add_subcommands(latency, "latency_command")
     p = lsub.add_parser(
         "profile",
         help="time every block of a space on a device and write the table",
@@ -46,25 +45,23 @@ def register_cli(sub: Any) -> None:
         "(least squares). Writes one JSON file.",
     )
     p.add_argument("--space", required=True, help="a space with a block decomposition (mobilenet)")
-    p.add_argument(
-        "--space-arg", dest="space_args", action="append", type=_kv, default=[], metavar="KEY=VALUE"
-    )
+    add_space_args(p)
     p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N); default cpu")
     p.add_argument(
-        "--threads", type=_positive, default=1, metavar="N", help="CPU threads (default 1)"
+        "--threads", type=positive, default=1, metavar="N", help="CPU threads (default 1)"
     )
-    p.add_argument("--batch", type=_positive, default=1, metavar="B", help="batch (default 1)")
+    p.add_argument("--batch", type=positive, default=1, metavar="B", help="batch (default 1)")
     p.add_argument(
         "--input-shape", default="3,32,32", metavar="C,H,W", help="deployment input, 3,32,32"
     )
-    p.add_argument("--num-classes", type=_positive, default=10, metavar="K", help="default 10")
+    p.add_argument("--num-classes", type=positive, default=10, metavar="K", help="default 10")
     p.add_argument(
-        "--repeats", type=_positive, default=50, metavar="R", help="timed forwards (default 50)"
+        "--repeats", type=positive, default=50, metavar="R", help="timed forwards (default 50)"
     )
-    p.add_argument("--warmup", type=_positive, default=10, metavar="W", help="default 10")
+    p.add_argument("--warmup", type=positive, default=10, metavar="W", help="default 10")
     p.add_argument(
         "--networks",
-        type=_positive,
+        type=positive,
         default=8,
         metavar="N",
         help="whole networks timed to fit the overhead (default 8)",
@@ -82,11 +79,6 @@ def register_cli(sub: Any) -> None:
     p.add_argument("--out", required=True, metavar="FILE.json", help="the table to write")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run_profile)
-
-
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return EXIT_OK
 
 
 def _errors(lines: list[str]) -> None:

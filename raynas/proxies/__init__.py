@@ -81,26 +81,39 @@ class ProxySpec:
         return fn
 
 
-def _spec(name: str, module: str, needs_data: bool, citation: str) -> ProxySpec:
-    return ProxySpec(name, module, needs_data, True, citation)
+def _specs(module: str, needs_data: bool, **citations: str) -> list[ProxySpec]:
+    """The proxies of one submodule, each with the paper it follows."""
+    return [ProxySpec(name, module, needs_data, True, cite) for name, cite in citations.items()]
 
 
 #: name -> spec; every proxy here predicts accuracy with higher scores.
 PROXIES: dict[str, ProxySpec] = {
     s.name: s
     for s in (
-        _spec("synflow", "datafree", False, "Tanaka et al. 2020, SynFlow"),
-        _spec("zen", "datafree", False, "Lin et al. 2021, Zen-NAS"),
-        _spec("params", "datafree", False, "parameter count (baseline)"),
-        _spec("flops", "datafree", False, "forward FLOPs (baseline)"),
-        _spec("snip", "gradient", True, "Lee et al. 2019, SNIP"),
-        _spec("grasp", "gradient", True, "Wang et al. 2020, GraSP"),
-        _spec("grad_norm", "gradient", True, "Abdelfattah et al. 2021, grad_norm"),
-        _spec("fisher", "gradient", True, "Turner et al. 2020, Fisher"),
-        _spec("zico", "gradient", True, "Li et al. 2023, ZiCo"),
-        _spec("jacob_cov", "activation", True, "Mellor et al. 2021 v1, jacob_cov"),
-        _spec("nwot", "activation", True, "Mellor et al. 2021 v2, NASWOT"),
-        _spec("meco", "activation", True, "Jiang et al. 2023, MeCo"),
+        *_specs(
+            "datafree",
+            False,
+            synflow="Tanaka et al. 2020, SynFlow",
+            zen="Lin et al. 2021, Zen-NAS",
+            params="parameter count (baseline)",
+            flops="forward FLOPs (baseline)",
+        ),
+        *_specs(
+            "gradient",
+            True,
+            snip="Lee et al. 2019, SNIP",
+            grasp="Wang et al. 2020, GraSP",
+            grad_norm="Abdelfattah et al. 2021, grad_norm",
+            fisher="Turner et al. 2020, Fisher",
+            zico="Li et al. 2023, ZiCo",
+        ),
+        *_specs(
+            "activation",
+            True,
+            jacob_cov="Mellor et al. 2021 v1, jacob_cov",
+            nwot="Mellor et al. 2021 v2, NASWOT",
+            meco="Jiang et al. 2023, MeCo",
+        ),
     )
 }
 

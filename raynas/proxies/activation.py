@@ -5,21 +5,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
-from raynas.proxies.base import CONVS, INVALID, Batch, Loss, finite, on_device, working_copy
+from raynas.proxies.base import CONVS, INVALID, Batch, Loss, data_proxy, finite, on_device
 
 #: jacob_cov's regulariser ``k`` (Mellor et al.'s code).
 JACOB_K = 1e-5
 
 
-def jacob_cov(
-    model: nn.Module,
-    batch: Batch | None,
-    loss: Loss | None = None,
-    *,
-    input_shape: tuple[int, ...] | None = None,
-    seed: int = 0,
-) -> float:
+@data_proxy
+def jacob_cov(net: nn.Module, batch: Batch, loss: Loss | None) -> float:
     """Correlation of input Jacobians (Mellor et al. 2021, "Neural Architecture Search
     without Training", arXiv:2006.04647 v1, Eq. 2).
 
@@ -29,17 +24,14 @@ def jacob_cov(
     ``score = -sum(log(lambda + k) + 1 / (lambda + k))``, ``k = 1e-5``.
 
     Args:
-        model: The network (not changed).
+        net: The working copy of the network.
         batch: ``(inputs, labels)``; labels are unused.
-        loss, input_shape, seed: Unused.
+        loss: Unused.
 
     Returns:
         The score, or ``nan`` when a Jacobian row is constant (its correlation is undefined,
         e.g. a disconnected network) or the result is not finite.
     """
-    if batch is None:
-        raise ValueError("batch: jacob_cov needs inputs")
-    net = working_copy(model)
     x, _ = on_device(batch, net)
     x = x.clone().requires_grad_(True)
     net.train()
@@ -58,14 +50,8 @@ def jacob_cov(
         return finite(-np.sum(np.log(eig + JACOB_K) + 1.0 / (eig + JACOB_K)))
 
 
-def nwot(
-    model: nn.Module,
-    batch: Batch | None,
-    loss: Loss | None = None,
-    *,
-    input_shape: tuple[int, ...] | None = None,
-    seed: int = 0,
-) -> float:
+@data_proxy
+def nwot(net: nn.Module, batch: Batch, loss: Loss | None) -> float:
     """NASWOT: log-determinant of the activation-code kernel (Mellor et al., ICML 2021,
     "Neural Architecture Search without Training", Eq. 2).
 
@@ -75,17 +61,14 @@ def nwot(
     in train mode without gradients.
 
     Args:
-        model: The network (not changed).
+        net: The working copy of the network.
         batch: ``(inputs, labels)``; labels are unused.
-        loss, input_shape, seed: Unused.
+        loss: Unused.
 
     Returns:
         The score, or ``nan`` when the network has no ``nn.ReLU`` module (``F.relu`` calls
         are not seen) or ``K`` is singular (two examples with the same code everywhere).
     """
-    if batch is None:
-        raise ValueError("batch: nwot needs inputs")
-    net = working_copy(model)
     x, _ = on_device(batch, net)
     kernel = torch.zeros((x.shape[0], x.shape[0]), dtype=torch.float64)
     seen = [0]
@@ -95,28 +78,17 @@ def nwot(
         kernel.add_(code @ code.T + (1.0 - code) @ (1.0 - code).T)
         seen[0] += 1
 
-    hooks = [m.register_forward_pre_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)]
-    net.train()
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for h in hooks:
-            h.remove()
+    _hooked_forward(
+        net, x, [m.register_forward_pre_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)]
+    )
     if not seen[0]:
         return INVALID
     _sign, logdet = torch.linalg.slogdet(kernel)
     return finite(logdet)
 
 
-def meco(
-    model: nn.Module,
-    batch: Batch | None,
-    loss: Loss | None = None,
-    *,
-    input_shape: tuple[int, ...] | None = None,
-    seed: int = 0,
-) -> float:
+@data_proxy
+def meco(net: nn.Module, batch: Batch, loss: Loss | None) -> float:
     """MeCo: minimum eigenvalue of feature-map correlation (Jiang et al., NeurIPS 2023,
     "Zero-Shot Neural Architecture Search via the Minimum Eigenvalue of Pearson
     Correlation", Eq. 6).
@@ -129,17 +101,14 @@ def meco(
     convolution once.
 
     Args:
-        model: The network (not changed).
+        net: The working copy of the network.
         batch: ``(inputs, labels)``; labels are unused.
-        loss, input_shape, seed: Unused.
+        loss: Unused.
 
     Returns:
         The score, or ``nan`` without convolutions, when a feature map holds NaN or inf, or
         when not finite.
     """
-    if batch is None:
-        raise ValueError("batch: meco needs inputs")
-    net = working_copy(model)
     x, _ = on_device(batch, net)
     mins: list[float] = []
 
@@ -153,7 +122,14 @@ def meco(
         corr[~torch.isfinite(corr)] = 0.0
         mins.append(float(torch.linalg.eigvalsh(corr).min()))
 
-    hooks = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, CONVS)]
+    _hooked_forward(
+        net, x, [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, CONVS)]
+    )
+    return finite(sum(mins)) if mins else INVALID
+
+
+def _hooked_forward(net: nn.Module, x: Tensor, hooks: list[RemovableHandle]) -> None:
+    """One train-mode forward of ``x`` without gradients, for ``hooks``; then removes them."""
     net.train()
     try:
         with torch.no_grad():
@@ -161,4 +137,3 @@ def meco(
     finally:
         for h in hooks:
             h.remove()
-    return finite(sum(mins)) if mins else INVALID

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,10 @@ from torch import Tensor, nn
 
 Batch = tuple[Tensor, Tensor]
 Loss = Callable[[Tensor, Tensor], Tensor]
+#: A registered proxy: ``proxy(model, batch, loss, *, input_shape=None, seed=0) -> float``.
+Proxy = Callable[..., float]
+#: What a proxy decorator calls: ``(model, batch, loss, input_shape, seed) -> float``.
+_Call = Callable[[nn.Module, Batch | None, Loss | None, tuple[int, ...] | None, int], float]
 
 #: Layers whose ``weight`` a weight-based proxy scores (the zero-cost reference's choice).
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -106,3 +111,50 @@ def backward_loss(net: nn.Module, batch: Batch, loss: Loss | None) -> Tensor:
     value = loss_fn(loss)(net(x), y)
     value.backward()
     return value
+
+
+def data_proxy(fn: Callable[[nn.Module, Batch, Loss | None], float]) -> Proxy:
+    """Give ``fn(net, batch, loss)`` the registry's signature (:data:`Proxy`).
+
+    The proxy raises ``ValueError`` without a batch; ``fn`` gets a :func:`working_copy` of
+    the model, the batch and the loss (None: cross-entropy); ``input_shape`` and ``seed``
+    are unused.
+    """
+
+    def call(
+        model: nn.Module, batch: Batch | None, loss: Loss | None, _shape: object, _seed: int
+    ) -> float:
+        if batch is None:
+            raise ValueError(f"batch: {fn.__name__} needs (inputs, labels)")
+        return fn(working_copy(model), batch, loss)
+
+    return _with_signature(fn, call)
+
+
+def datafree_proxy(fn: Callable[[nn.Module, tuple[int, ...], int], float]) -> Proxy:
+    """Give ``fn(model, input_shape, seed)`` the registry's signature (:data:`Proxy`).
+
+    ``fn`` gets the caller's model (not a copy: it makes one if it changes it), one input's
+    shape (:func:`input_shape_of` the batch or ``input_shape``) and the seed; the loss and
+    the labels are unused.
+    """
+    return _with_signature(
+        fn, lambda model, batch, _loss, shape, seed: fn(model, input_shape_of(batch, shape), seed)
+    )
+
+
+def _with_signature(fn: Callable[..., float], call: _Call) -> Proxy:
+    """``call`` behind the registry's signature, named and documented as ``fn``."""
+
+    @functools.wraps(fn)
+    def proxy(
+        model: nn.Module,
+        batch: Batch | None = None,
+        loss: Loss | None = None,
+        *,
+        input_shape: tuple[int, ...] | None = None,
+        seed: int = 0,
+    ) -> float:
+        return call(model, batch, loss, input_shape, seed)
+
+    return proxy

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from raynas.bench.cli import _kv, _positive
+from raynas.cli_args import add_space_args, add_subcommands, positive
 from raynas.proxies import DATA_FREE, ENSEMBLES, PROXIES, list_proxies
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
@@ -38,17 +38,11 @@ def register_cli(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    psub = proxies.add_subparsers(dest="proxies_command", metavar="SUBCOMMAND")
-    proxies.set_defaults(func=lambda args: _help(proxies))
+    psub = add_subcommands(proxies, "proxies_command")
     p = psub.add_parser("list", help="the proxies, their data needs and papers")
     p.set_defaults(func=run_list)
     _add_score(psub)
     _add_correlate(psub)
-
-
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return EXIT_OK
 
 
 def _add_score(psub: Any) -> None:
@@ -70,29 +64,27 @@ def _add_score(psub: Any) -> None:
     )
     p.add_argument("--config", help="experiment YAML: space, data and input shape from there")
     p.add_argument("--space", help="space name (data-free proxies only)")
-    p.add_argument(
-        "--space-arg", dest="space_args", action="append", type=_kv, default=[], metavar="KEY=VALUE"
-    )
+    add_space_args(p)
     p.add_argument("--input-shape", metavar="C,H,W", help="one input's shape, e.g. 3,32,32")
     p.add_argument(
         "--num-classes",
-        type=_positive,
+        type=positive,
         default=None,
         metavar="K",
         help="classifier outputs (default 10)",
     )
     p.add_argument("--all", dest="every", action="store_true", help="every member of the space")
-    p.add_argument("--sample", type=_positive, metavar="N", help="N distinct seeded samples")
+    p.add_argument("--sample", type=positive, metavar="N", help="N distinct seeded samples")
     p.add_argument("--seed", type=int, default=0, help="sample, init and batch seed")
     p.add_argument(
         "--batch-size",
-        type=_positive,
+        type=positive,
         default=64,
         metavar="B",
         help="--config: examples in the one batch (default 64)",
     )
     p.add_argument("--out", metavar="TABLE.parquet", help="write the table (resumable)")
-    p.add_argument("--chunk-size", type=_positive, default=8, metavar="K", help="archs per task")
+    p.add_argument("--chunk-size", type=positive, default=8, metavar="K", help="archs per task")
     p.add_argument("--in-process", action="store_true", help="score here, without Ray")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run_score)

@@ -12,11 +12,9 @@ from torch import nn
 
 from raynas.proxies.base import (
     INVALID,
-    Batch,
-    Loss,
+    datafree_proxy,
     device_of,
     finite,
-    input_shape_of,
     prunable,
     replace_modules,
     weights,
@@ -30,14 +28,8 @@ _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 _GAP = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
 
 
-def synflow(
-    model: nn.Module,
-    batch: Batch | None = None,
-    loss: Loss | None = None,
-    *,
-    input_shape: tuple[int, ...] | None = None,
-    seed: int = 0,
-) -> float:
+@datafree_proxy
+def synflow(model: nn.Module, input_shape: tuple[int, ...], seed: int) -> float:
     """SynFlow: synaptic saliency of the linearised network (Tanaka et al., NeurIPS 2020).
 
     "Pruning neural networks without any data by iteratively conserving synaptic flow",
@@ -49,9 +41,7 @@ def synflow(
 
     Args:
         model: The network (not changed).
-        batch: Optional; only its input shape is used.
-        loss: Unused.
-        input_shape: One input's shape when there is no batch.
+        input_shape: One input's shape.
         seed: Unused (the proxy is deterministic).
 
     Returns:
@@ -68,7 +58,7 @@ def synflow(
         for t in (*net.parameters(), *net.buffers()):
             if t.is_floating_point():
                 t.abs_()
-    x = torch.ones((1, *input_shape_of(batch, input_shape)), dtype=torch.float64)
+    x = torch.ones((1, *input_shape), dtype=torch.float64)
     net(x.to(device_of(net))).sum().backward()
     total = sum(
         float((w.detach() * w.grad).abs().sum()) for w in weights(layers) if w.grad is not None
@@ -76,14 +66,8 @@ def synflow(
     return finite(total)
 
 
-def zen(
-    model: nn.Module,
-    batch: Batch | None = None,
-    loss: Loss | None = None,
-    *,
-    input_shape: tuple[int, ...] | None = None,
-    seed: int = 0,
-) -> float:
+@datafree_proxy
+def zen(model: nn.Module, input_shape: tuple[int, ...], seed: int) -> float:
     """Zen-score: expressivity from a Gaussian input perturbation (Lin et al., ICCV 2021).
 
     "Zen-NAS: A Zero-Shot NAS for High-Performance Image Recognition", Eq. 5-6 / Alg. 1:
@@ -105,9 +89,7 @@ def zen(
 
     Args:
         model: The network (not changed).
-        batch: Optional; only its input shape is used.
-        loss: Unused.
-        input_shape: One input's shape when there is no batch.
+        input_shape: One input's shape.
         seed: Seeds the re-initialisation and the Gaussian inputs.
 
     Returns:
@@ -129,7 +111,7 @@ def zen(
                     w.copy_(torch.randn(w.shape, generator=gen))
                 if isinstance(b, torch.Tensor):
                     b.zero_()
-    shape = (ZEN_BATCH, *input_shape_of(batch, input_shape))
+    shape = (ZEN_BATCH, *input_shape)
     x = torch.randn(shape, generator=gen).to(dev)
     eps = torch.randn(shape, generator=gen).to(dev)
     feats: list[torch.Tensor] = []
@@ -164,19 +146,13 @@ def zen(
     return finite(math.log(float(delta)) + bn_term if float(delta) > 0 else INVALID)
 
 
-def params(
-    model: nn.Module,
-    batch: Batch | None = None,
-    loss: Loss | None = None,
-    *,
-    input_shape: tuple[int, ...] | None = None,
-    seed: int = 0,
-) -> float:
+@datafree_proxy
+def params(model: nn.Module, input_shape: tuple[int, ...], seed: int) -> float:
     """Parameter count, :func:`trainables.cost.count_params` (a baseline proxy).
 
     Args:
         model: The network (read only).
-        batch, loss, input_shape, seed: Unused.
+        input_shape, seed: Unused.
 
     Returns:
         Every scalar parameter, trainable or not, as ``raynas`` reports ``params``.
@@ -186,25 +162,18 @@ def params(
     return float(count_params(model))
 
 
-def flops(
-    model: nn.Module,
-    batch: Batch | None = None,
-    loss: Loss | None = None,
-    *,
-    input_shape: tuple[int, ...] | None = None,
-    seed: int = 0,
-) -> float:
+@datafree_proxy
+def flops(model: nn.Module, input_shape: tuple[int, ...], seed: int) -> float:
     """Forward FLOPs of one input, :func:`trainables.cost.count_flops` (a baseline proxy).
 
     Args:
         model: The network (its training flags are restored; nothing else is touched).
-        batch: Optional; only its input shape is used.
-        loss, seed: Unused.
-        input_shape: One input's shape when there is no batch.
+        input_shape: One input's shape.
+        seed: Unused.
 
     Returns:
         FLOPs as ``raynas`` reports ``flops`` (a multiply-add counts 2).
     """
     from trainables.cost import count_flops
 
-    return float(count_flops(model, input_shape_of(batch, input_shape)))
+    return float(count_flops(model, input_shape))

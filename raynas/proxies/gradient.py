@@ -1,13 +1,16 @@
 """One-batch gradient proxies: snip, grasp, grad_norm, fisher, zico.
 
-Each runs the working copy in train mode on ``batch`` with ``loss`` (default cross-entropy)
-and scores the prunable weights (conv and linear ``weight``; see :mod:`raynas.proxies`).
+Each runs the working copy ``net`` in train mode on ``batch`` ``(inputs, labels)`` with
+``loss(logits, labels)`` (default cross-entropy) and scores the prunable weights (conv and
+linear ``weight``; see :mod:`raynas.proxies`); :func:`~raynas.proxies.base.data_proxy` gives
+it the registry's signature.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, autograd, nn
@@ -17,12 +20,12 @@ from raynas.proxies.base import (
     Batch,
     Loss,
     backward_loss,
+    data_proxy,
     finite,
     loss_fn,
     on_device,
     prunable,
     weights,
-    working_copy,
 )
 
 #: ZiCo's samples of the gradient: the batch is split into this many chunks (as NASLib's
@@ -30,71 +33,35 @@ from raynas.proxies.base import (
 ZICO_CHUNKS = 2
 
 
-def snip(
-    model: nn.Module,
-    batch: Batch | None,
-    loss: Loss | None = None,
-    *,
-    input_shape: tuple[int, ...] | None = None,
-    seed: int = 0,
-) -> float:
+@data_proxy
+def snip(net: nn.Module, batch: Batch, loss: Loss | None) -> float:
     """SNIP connection sensitivity (Lee et al., ICLR 2019).
 
     "SNIP: Single-shot Network Pruning based on Connection Sensitivity", Eq. 6 before
     normalisation: ``sum over prunable weights |dL/dtheta * theta|`` (the gradient of the
     loss with respect to a multiplicative mask of ones, as the zero-cost reference computes).
 
-    Args:
-        model: The network (not changed).
-        batch: ``(inputs, labels)``.
-        loss: ``loss(logits, labels)``; default cross-entropy.
-        input_shape, seed: Unused.
-
     Returns:
         The score (>= 0), or ``nan`` without prunable weights or when not finite.
     """
-    layers = _grads(model, batch, loss)
-    if not layers:
-        return INVALID
-    return finite(sum(float((g * w.detach()).abs().sum()) for w, g in _with_grad(layers)))
+    return _summed(net, batch, loss, lambda w, g: float((g * w.detach()).abs().sum()))
 
 
-def grad_norm(
-    model: nn.Module,
-    batch: Batch | None,
-    loss: Loss | None = None,
-    *,
-    input_shape: tuple[int, ...] | None = None,
-    seed: int = 0,
-) -> float:
+@data_proxy
+def grad_norm(net: nn.Module, batch: Batch, loss: Loss | None) -> float:
     """Gradient norm (Abdelfattah et al., ICLR 2021, "Zero-Cost Proxies for Lightweight NAS").
 
     ``sum over prunable layers ||dL/dW||_2``: the Euclidean norm of each layer's weight
     gradient, summed over layers.
 
-    Args:
-        model: The network (not changed).
-        batch: ``(inputs, labels)``.
-        loss: ``loss(logits, labels)``; default cross-entropy.
-        input_shape, seed: Unused.
-
     Returns:
         The score (>= 0), or ``nan`` without prunable weights or when not finite.
     """
-    layers = _grads(model, batch, loss)
-    if not layers:
-        return INVALID
-    return finite(sum(float(g.norm()) for _w, g in _with_grad(layers)))
+    return _summed(net, batch, loss, lambda _w, g: float(g.norm()))
 
 
-def grasp(
-    model: nn.Module,
-    batch: Batch | None,
-    loss: Loss | None = None,
-    *,
-    input_shape: tuple[int, ...] | None = None,
-    seed: int = 0,
-) -> float:
+@data_proxy
+def grasp(net: nn.Module, batch: Batch, loss: Loss | None) -> float:
     """GraSP gradient-signal preservation (Wang et al., ICLR 2020).
 
     "Picking Winning Tickets Before Training by Preserving Gradient Flow", Eq. 8:
@@ -102,19 +69,10 @@ def grasp(
     and the Hessian-vector product ``H g = d(g^T dL/dtheta)/dtheta`` by double backprop, both
     on the whole batch (the reference's ``split_data=1``, temperature 1).
 
-    Args:
-        model: The network (not changed).
-        batch: ``(inputs, labels)``.
-        loss: ``loss(logits, labels)``; default cross-entropy.
-        input_shape, seed: Unused.
-
     Returns:
         The score (0 when the loss does not depend on the weights), or ``nan`` without
         prunable weights or when not finite.
     """
-    if batch is None:
-        raise ValueError("batch: grasp needs (inputs, labels)")
-    net = working_copy(model)
     ws = weights(prunable(net))
     if not ws:
         return INVALID
@@ -134,14 +92,8 @@ def grasp(
     return finite(sum(float((-w.detach() * h).sum()) for w, h in zip(ws, hg) if h is not None))
 
 
-def fisher(
-    model: nn.Module,
-    batch: Batch | None,
-    loss: Loss | None = None,
-    *,
-    input_shape: tuple[int, ...] | None = None,
-    seed: int = 0,
-) -> float:
+@data_proxy
+def fisher(net: nn.Module, batch: Batch, loss: Loss | None) -> float:
     """Fisher information of activations (Turner et al., ICLR 2020, "BlockSwap"; as
     Abdelfattah et al. 2021 compute it).
 
@@ -150,18 +102,9 @@ def fisher(
     ``Delta_k = 1/2 * mean_n (sum over spatial positions of a_nk * g_nk)^2``; the score is
     the sum over layers and channels (a layer called twice counts twice).
 
-    Args:
-        model: The network (not changed).
-        batch: ``(inputs, labels)``.
-        loss: ``loss(logits, labels)``; default cross-entropy.
-        input_shape, seed: Unused.
-
     Returns:
         The score (>= 0), or ``nan`` without prunable weights or when not finite.
     """
-    if batch is None:
-        raise ValueError("batch: fisher needs (inputs, labels)")
-    net = working_copy(model)
     layers = prunable(net)
     if not layers:
         return INVALID
@@ -188,14 +131,8 @@ def fisher(
     return finite(sum(total))
 
 
-def zico(
-    model: nn.Module,
-    batch: Batch | None,
-    loss: Loss | None = None,
-    *,
-    input_shape: tuple[int, ...] | None = None,
-    seed: int = 0,
-) -> float:
+@data_proxy
+def zico(net: nn.Module, batch: Batch, loss: Loss | None) -> float:
     """ZiCo: inverse coefficient of variation of gradients (Li et al., ICLR 2023).
 
     "ZiCo: Zero-shot NAS via Inverse Coefficient of Variation on Gradients", Eq. 10:
@@ -206,18 +143,14 @@ def zico(
     everywhere contributes nothing (so a network with no gradient scores 0).
 
     Args:
-        model: The network (not changed).
+        net: The working copy of the network.
         batch: ``(inputs, labels)`` with at least ``ZICO_CHUNKS`` examples.
         loss: ``loss(logits, labels)``; default cross-entropy.
-        input_shape, seed: Unused.
 
     Returns:
         The score, or ``nan`` without prunable weights, with a batch too small to split, or
         when not finite.
     """
-    if batch is None:
-        raise ValueError("batch: zico needs (inputs, labels)")
-    net = working_copy(model)
     layers = prunable(net)
     n = batch[0].shape[0]
     if not layers or n < ZICO_CHUNKS:
@@ -240,17 +173,16 @@ def zico(
     return finite(total)
 
 
-def _grads(model: nn.Module, batch: Batch | None, loss: Loss | None) -> list[nn.Module]:
-    """The prunable layers of a working copy after one loss backward."""
-    if batch is None:
-        raise ValueError("batch: this proxy needs (inputs, labels)")
-    net = working_copy(model)
+def _summed(
+    net: nn.Module, batch: Batch, loss: Loss | None, term: Callable[[Tensor, Tensor], float]
+) -> float:
+    """``term(weight, grad)`` summed over the prunable weights after one loss backward.
+
+    ``nan`` without prunable weights or when not finite; a weight that received no gradient
+    (an unused layer) adds nothing.
+    """
     layers = prunable(net)
-    if layers:
-        backward_loss(net, batch, loss)
-    return layers
-
-
-def _with_grad(layers: list[nn.Module]) -> list[tuple[Tensor, Tensor]]:
-    """``(weight, grad)`` of weights that received a gradient (an unused layer adds 0)."""
-    return [(w, w.grad) for w in weights(layers) if w.grad is not None]
+    if not layers:
+        return INVALID
+    backward_loss(net, batch, loss)
+    return finite(sum(term(w, w.grad) for w in weights(layers) if w.grad is not None))

@@ -107,6 +107,20 @@ def check_int(name: str, value: Any, minimum: int) -> int:
     return value
 
 
+def check_range(name: str, value: Any, low: float, high: float, *, closed: bool = True) -> float:
+    """``value`` as a float if it is a number (not a bool) in ``[low, high]`` (``closed``) or
+    ``(low, high)``, else a StrategyError naming the argument, e.g.
+    ``crossover_prob must be in [0, 1], got 2``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        inside = False
+    else:
+        inside = low <= value <= high if closed else low < value < high
+    if not inside:
+        bounds = f"[{low:g}, {high:g}]" if closed else f"({low:g}, {high:g})"
+        raise StrategyError(f"{name} must be in {bounds}, got {value!r}")
+    return float(value)
+
+
 def result_score(
     result: Mapping[str, Any] | None, metric: str, mode: str, *, error: bool = False
 ) -> float | None:

@@ -49,7 +49,7 @@ import numpy as np
 
 from raynas.space import Arch, Space
 from raynas.strategies import register_strategy
-from raynas.strategies.base import NASSearcher, StrategyError, check_int
+from raynas.strategies.base import NASSearcher, check_int, check_range
 from raynas.strategies.tpe import Parzen, categorical, from_unit, to_unit
 
 #: Budget of a result that says no ``epoch`` (a full evaluation of unknown length).
@@ -103,17 +103,15 @@ class BOHB(NASSearcher):
         if min_points_in_model is not None:
             check_int("min_points_in_model", min_points_in_model, 1)
         check_int("n_candidates", n_candidates, 1)
-        if not _in_range(top_n_percent, 0.0, 100.0, closed=False):
-            raise StrategyError(f"top_n_percent must be in (0, 100), got {top_n_percent!r}")
-        if not _in_range(random_fraction, 0.0, 1.0, closed=True):
-            raise StrategyError(f"random_fraction must be in [0, 1], got {random_fraction!r}")
+        good_percent = check_range("top_n_percent", top_n_percent, 0.0, 100.0, closed=False)
+        random_share = check_range("random_fraction", random_fraction, 0.0, 1.0)
         super().__init__(space, **kwargs)
         genes = len(space.genes)
         self.min_points_in_model = (
             genes + 1 if min_points_in_model is None else int(min_points_in_model)
         )
-        self.top_n_percent = float(top_n_percent)
-        self.random_fraction = float(random_fraction)
+        self.top_n_percent = good_percent
+        self.random_fraction = random_share
         self.n_candidates = n_candidates
         #: Per budget (epochs): ``(arch, score at that budget)`` of each finished trial that
         #: reported there, in the order they finished (higher is better).
@@ -298,9 +296,3 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         return None
     return float(value) if math.isfinite(value) else None
-
-
-def _in_range(value: Any, low: float, high: float, *, closed: bool) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return low <= value <= high if closed else low < value < high

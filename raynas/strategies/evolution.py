@@ -18,7 +18,7 @@ import numpy as np
 
 from raynas.space import Arch, Space
 from raynas.strategies import register_strategy
-from raynas.strategies.base import StrategyError, check_int
+from raynas.strategies.base import StrategyError, check_int, check_range
 from raynas.strategies.proxy import ProxyGuided
 
 
@@ -70,14 +70,11 @@ class RegularizedEvolution(ProxyGuided):
                 f"sample_size must be in [1, population_size], got ({sample_size=}, "
                 f"{population_size=})"
             )
-        if isinstance(crossover_prob, bool) or not isinstance(crossover_prob, int | float):
-            raise StrategyError(f"crossover_prob must be a number, got {crossover_prob!r}")
-        if not 0.0 <= crossover_prob <= 1.0:
-            raise StrategyError(f"crossover_prob must be in [0, 1], got {crossover_prob!r}")
+        crossover = check_range("crossover_prob", crossover_prob, 0.0, 1.0)
         super().__init__(space, **kwargs)
         self.population_size = population_size
         self.sample_size = sample_size
-        self.crossover_prob = float(crossover_prob)
+        self.crossover_prob = crossover
         #: (arch, history index) of the most recent results, oldest first.
         self.population: deque[tuple[Arch, int]] = deque(maxlen=population_size)
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from raynas.space import Arch, Space
 from raynas.strategies import register_strategy
-from raynas.strategies.base import NASSearcher, StrategyError, check_int, result_score
+from raynas.strategies.base import NASSearcher, StrategyError, check_int, check_range, result_score
 
 DEFAULT_SECONDARY = ("params", "min")
 REPEATER_UNSUPPORTED = (
@@ -226,14 +226,13 @@ class MOEA(MultiObjectiveSearcher):
             ("tournament_size", tournament_size, 1),
         ):
             check_int(name, value, low)
-        if not isinstance(crossover_prob, int | float) or not 0.0 <= crossover_prob <= 1.0:
-            raise StrategyError(f"crossover_prob must be in [0, 1], got {crossover_prob!r}")
+        crossover = check_range("crossover_prob", crossover_prob, 0.0, 1.0)
         parsed = _parse_objectives(objectives)
         super().__init__(space, **kwargs)
         self.objectives = parsed
         self.population_size = population_size
         self.tournament_size = tournament_size
-        self.crossover_prob = float(crossover_prob)
+        self.crossover_prob = crossover
         #: (arch, objective vector as "higher is better", or None when the result failed).
         self.population: list[tuple[Arch, list[float] | None]] = []
         #: Selection key per member: (front index, -crowding); lower is better.

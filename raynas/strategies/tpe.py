@@ -37,7 +37,7 @@ import numpy as np
 
 from raynas.space import Arch, Space
 from raynas.strategies import register_strategy
-from raynas.strategies.base import NASSearcher, StrategyError, check_int
+from raynas.strategies.base import NASSearcher, check_int, check_range
 
 #: Most observations in the good set, and the recent observations that keep full weight.
 LINEAR_FORGETTING = 25
@@ -150,10 +150,9 @@ class TPE(NASSearcher):
     ) -> None:
         check_int("n_initial_points", n_initial_points, 1)
         check_int("n_candidates", n_candidates, 1)
-        if isinstance(gamma, bool) or not isinstance(gamma, int | float) or not 0 < gamma < 1:
-            raise StrategyError(f"gamma must be in (0, 1), got {gamma!r}")
+        split = check_range("gamma", gamma, 0.0, 1.0, closed=False)
         super().__init__(space, **kwargs)
-        self.n_initial_points, self.gamma = n_initial_points, float(gamma)
+        self.n_initial_points, self.gamma = n_initial_points, split
         self.n_candidates = n_candidates
         #: Genome and active mask of each history entry (rebuilt on restore).
         self._genomes: list[np.ndarray] = []

@@ -95,6 +95,14 @@ def as_int(value: Any, where: str, expected: str = "expected an int") -> int:
         raise ValueError(f"{where}: {expected}, got {value!r}") from None
 
 
+def check_min_ints(*checks: tuple[str, Any, int]) -> None:
+    """For each ``(name, value, low)``: ``value`` must be an int (not a bool) ``>= low``, else
+    the ValueError ``"{name}: must be an int >= {low}, got {value!r}"``."""
+    for name, value, low in checks:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name}: must be an int >= {low}, got {value!r}")
+
+
 def _check_cell(name: str, pairs: Any) -> list[tuple[str, int]]:
     if isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):
         raise ValueError(f"{name}: expected a list of (op_name, input_index) pairs")

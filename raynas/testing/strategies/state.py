@@ -50,11 +50,8 @@ def check_save_restore(
             a.save(path)
             b = make_searcher(name, space, seed=7, **kwargs)
             b.restore(path)
-            driver_b = driver_a.clone_for(b)
-            next_a = _ids(space, driver_a.run(20))
-            next_b = _ids(space, driver_b.run(20))
-        if next_a != next_b:
-            first = _first_difference(next_a, next_b)
+            first = _divergence(space, driver_a, driver_a.clone_for(b))
+        if first is not None:
             raise _fail(
                 name,
                 f"on {space.name!r} a restored searcher diverges at proposal {first} of 20 "
@@ -109,11 +106,8 @@ def check_save_restore_wiring(name: str, *, tmp_path: Path | None = None, **kwar
         b.restore(path)
         if b.sync_batch != 4 or b.refused != a.refused or b.refused_ids != a.refused_ids:
             raise _fail(name, "restore lost the batch size or the refusals")
-        driver_b = driver_a.clone_for(b)
-        next_a = _ids(space, driver_a.run(20))
-        next_b = _ids(space, driver_b.run(20))
-    if next_a != next_b:
-        first = _first_difference(next_a, next_b)
+        first = _divergence(space, driver_a, driver_a.clone_for(b))
+    if first is not None:
         raise _fail(
             name, f"restored mid-batch after refusals, the searcher diverges at proposal {first}"
         )
@@ -163,3 +157,10 @@ def check_restore_without_properties(
             raise _fail(name, f"{how}: trials in flight at the save were not observed after it")
         if not isinstance(fresh.suggest("after_restore"), dict):
             raise _fail(name, f"{how}: no proposal after the restore")
+
+
+def _divergence(space: Space, original: HandDriver, restored: HandDriver) -> int | None:
+    """Run both drivers for 20 more proposals: the index of the first that differs, or None."""
+    next_a = _ids(space, original.run(20))
+    next_b = _ids(space, restored.run(20))
+    return None if next_a == next_b else _first_difference(next_a, next_b)

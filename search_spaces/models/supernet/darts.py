@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from search_spaces.models.genotypes import check_min_ints
 from search_spaces.models.ops import DARTS_OPS, DARTS_PRIMITIVES, darts_cell_inputs
 from search_spaces.models.supernet.mixed import (
     PARAMETER_FREE_OPS,
@@ -114,13 +115,7 @@ class DartsSupernet(Supernet):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        for name, value, low in (
-            ("C", C, 1),
-            ("layers", layers, 3),
-            ("num_classes", num_classes, 1),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name}: must be an int >= {low}, got {value!r}")
+        check_min_ints(("C", C, 1), ("layers", layers, 3), ("num_classes", num_classes, 1))
         unknown = [p for p in primitives if p not in DARTS_PRIMITIVES]
         if unknown or not [p for p in primitives if p != "none"]:
             raise ValueError(

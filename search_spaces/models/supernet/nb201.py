@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from search_spaces.models.genotypes import check_min_ints
 from search_spaces.models.nb201_net import nb201_stages
 from search_spaces.models.ops import NB201_OPS, NB201_PRIMITIVES
 from search_spaces.models.supernet.mixed import (
@@ -95,9 +96,7 @@ class NB201Supernet(Supernet):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        for name, value, low in (("C", C, 1), ("N", N, 1), ("num_classes", num_classes, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name}: must be an int >= {low}, got {value!r}")
+        check_min_ints(("C", C, 1), ("N", N, 1), ("num_classes", num_classes, 1))
         unknown = [p for p in primitives if p not in NB201_OPS]
         if unknown or not primitives:
             raise ValueError(
