@@ -30,6 +30,16 @@ def ray_session() -> Iterator[None]:
     ray.shutdown()
 
 
+@pytest.fixture
+def local_ray(request: pytest.FixtureRequest) -> None:
+    """The session's Ray runtime, started on this machine (never another user's cluster)."""
+    import ray
+
+    if not ray.is_initialized() and not os.environ.get("RAY_ADDRESS"):
+        os.environ["RAY_ADDRESS"] = "local"
+    request.getfixturevalue("ray_session")
+
+
 def small_experiment(tmp_path: Path, **sections: Any) -> dict[str, Any]:
     """A fast experiment mapping: nb201 C=4 N=1 on digits, 1 epoch, 2 trials."""
     exp: dict[str, Any] = {

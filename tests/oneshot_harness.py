@@ -1,5 +1,5 @@
 """What the one-shot tests share: a trainable driven directly, a tiny search through
-``raynas.run`` (with the :mod:`tests.local_ray` fixture)."""
+``raynas.run`` (with the ``local_ray`` fixture of ``tests/conftest.py``)."""
 
 from __future__ import annotations
 

@@ -29,8 +29,6 @@ from trainables.oneshot.darts import (
 )
 from trainables.oneshot.gdas import GdasOptions, GdasTrainable, gumbel_path
 
-pytest_plugins = ["tests.local_ray"]
-
 torch.set_num_threads(1)
 
 

@@ -18,8 +18,6 @@ from tests.oneshot_harness import make_oneshot_trainable, run_oneshot
 from trainables.oneshot.common import DERIVED_ARCH_FILE
 from trainables.oneshot.enas import Controller, EnasTrainable, ReinforceState, reinforce_step
 
-pytest_plugins = ["tests.local_ray"]
-
 torch.set_num_threads(1)
 
 

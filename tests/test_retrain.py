@@ -21,8 +21,6 @@ from tests.conftest import REPO, small_experiment
 from trainables.classify import ClassifyTrainable
 from trainables.data import load_dataset
 
-pytest_plugins = ["tests.local_ray"]
-
 SPACE = raynas.get_space("nb201", C=4, N=1)
 GOOD = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 SKIPS = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
