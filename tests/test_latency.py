@@ -162,17 +162,38 @@ def test_profile_file_predictor_round_trip_is_additive(tiny_table: Path) -> None
     short = {"width_mult": 1.0, "stages": [[{"kernel": 3, "expand": 3, "se": False}]] * 2}
     longer = json.loads(json.dumps(short))
     longer["stages"][1].append({"kernel": 5, "expand": 3, "se": True})
-    for arch in (short, longer, space.sample(np.random.default_rng(3))):
+    additive = {}
+    for name, arch in (("short", short), ("longer", longer), ("drawn", space.sample(3))):
         parts = [table.blocks[b.key]["median_ms"] for b in table.arch_blocks(arch)]
-        assert table.predict_ms(arch) > 0
         overhead = table.overhead["intercept_ms"] + table.overhead["per_block_ms"] * len(parts)
-        assert table.predict_ms(arch) == pytest.approx(sum(parts) + overhead)
+        additive[name] = sum(parts) + overhead
+        floor = sum(parts) * table.floor_ratio()
+        assert table.predict_ms(arch) == pytest.approx(max(additive[name], floor))
+        assert table.predict_ms(arch) > 0
     extra = table.arch_blocks(longer)[-2]  # the added layer (before the head)
-    assert table.predict_ms(longer) - table.predict_ms(short) == pytest.approx(
+    assert additive["longer"] - additive["short"] == pytest.approx(
         table.blocks[extra.key]["median_ms"] + table.overhead["per_block_ms"]
     )
     again = pickle.loads(pickle.dumps(table))  # the driver ships it to trials
     assert again.predict_ms(longer) == table.predict_ms(longer)
+
+
+def test_a_negative_fitted_intercept_never_predicts_below_the_floor(tiny_table: Path) -> None:
+    """Whole networks timed faster than their blocks' sum fit a negative intercept; an
+    architecture of few cheap blocks would be predicted below zero (seen on a busy machine:
+    -0.40 ms). It gets the smallest measured / block-sum share of the timed networks."""
+    data = json.loads(tiny_table.read_text())
+    data["overhead"]["intercept_ms"] = -1e6
+    data["overhead"]["networks"] = [
+        {"measured_ms": 3.0, "blocks_ms": 4.0, "blocks": 5},
+        {"measured_ms": 6.0, "blocks_ms": 6.0, "blocks": 7},
+    ]
+    table = LatencyTable.from_dict(data)
+    arch = table.space().sample(3)
+    assert table.floor_ratio() == 0.75
+    assert table.predict_ms(arch) == pytest.approx(0.75 * table.blocks_ms(arch))
+    data["overhead"]["networks"] = []
+    assert LatencyTable.from_dict(data).floor_ratio() == 0.0
 
 
 def test_a_bad_table_file_is_refused_with_the_fix(tiny_table: Path, tmp_path: Path) -> None:

@@ -9,6 +9,9 @@ least squares the overhead that the sum of blocks misses::
     latency_pred_ms(arch) = sum(median of each block of arch)
                             + intercept_ms + per_block_ms * (number of blocks of arch)
 
+and never below the block sum times the smallest measured / block-sum ratio of the timed
+networks (a negative intercept would predict a network of few cheap blocks below zero).
+
 ``per_block_ms`` is what chaining costs each block beyond its isolated time (its weights and
 input are no longer hot in cache; about 0.2 ms a block for mobilenet on one CPU thread, where
 isolated blocks take 0.1-1 ms); with fewer than 3 networks, networks that all have the same
@@ -156,10 +159,23 @@ class LatencyTable:
         intercept = float(self.overhead.get("intercept_ms", 0.0))
         return intercept + float(self.overhead.get("per_block_ms", 0.0)) * blocks
 
+    def floor_ratio(self) -> float:
+        """The smallest ``measured_ms / blocks_ms`` of the profiled whole networks (0 without
+        any): no prediction is below this share of an architecture's block sum."""
+        ratios = [
+            float(n["measured_ms"]) / float(n["blocks_ms"])
+            for n in self.overhead.get("networks") or []
+            if float(n.get("blocks_ms") or 0) > 0
+        ]
+        return max(0.0, min(ratios, default=0.0))
+
     def predict_ms(self, arch: Any) -> float:
-        """``latency_pred_ms``: the sum of the block medians plus the fitted overhead."""
+        """``latency_pred_ms``: the sum of the block medians plus the fitted overhead, and
+        never below :meth:`floor_ratio` times the sum (a negative intercept, fitted on larger
+        networks, would predict an architecture of few cheap blocks below zero)."""
         blocks = self.arch_blocks(arch)
-        return self._blocks_ms(blocks) + self.overhead_ms(len(blocks))
+        summed = self._blocks_ms(blocks)
+        return max(summed + self.overhead_ms(len(blocks)), summed * self.floor_ratio())
 
     def missing_blocks(self, space: Any) -> list[str]:
         """Keys of the blocks ``space`` can produce that the table lacks (empty: it covers
