@@ -22,7 +22,7 @@ rungs. Two files close those gaps:
   atomically after every result the scheduler saw; Tune's trials inside it are stored by id and
   bound to the restored trials at the first step of the resumed run.
 
-PBT (``pbt_evolution``, :class:`raynas.schedulers.ArchPBT`) is saved too: its population's
+PBT (``pbt_evolution``, :class:`raynas.pbt.ArchPBT`) is saved too: its population's
 state, its synchronous barrier, its explorer's RNG and Python's ``random``. An exploit changes
 Tune's trials (config, checkpoint) as well as the scheduler, so PBT's state is saved inside
 ``raynas_snapshot.pkl``, with the Tune state of the same step, and put back with it.
