@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, VENV_BIN
 
 DRIVER = r"""
 import json, os, sys, threading, time
@@ -184,8 +184,6 @@ def test_trials_spread_and_survive_losing_a_worker_node(tmp_path: Path) -> None:
 
 
 # --- cluster.yaml and a cluster started with `ray start` ----------------------------------
-
-VENV_BIN = Path(sys.executable).parent
 
 
 def test_cluster_yaml_passes_ray_up_validation() -> None:
