@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "examples" / "quickstart.yaml"
+#: The folder of this interpreter's virtual environment's commands (``raynas``, ``ray``).
+VENV_BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +62,12 @@ def small_experiment(tmp_path: Path, **sections: Any) -> dict[str, Any]:
         else:
             exp[key] = value
     return exp
+
+
+def raynas_run_argv(config: Path, storage: Path, name: str, sets: Sequence[str]) -> list[str]:
+    """The command line ``raynas run CONFIG --storage STORAGE --name NAME --set S ...``."""
+    argv = [str(VENV_BIN / "raynas"), "run", str(config), "--storage", str(storage), "--name", name]
+    return argv + [arg for override in sets for arg in ("--set", override)]
 
 
 def journaled_results(folder: Path) -> dict[str, list[str]]:

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,9 +21,8 @@ import pytest
 import raynas
 from raynas.analysis import CURVE_COLUMNS, STATUSES, TRIAL_COLUMNS, load
 from raynas.cli import main as cli_main
-from tests.conftest import QUICKSTART, REPO, small_experiment
+from tests.conftest import QUICKSTART, REPO, raynas_run_argv, small_experiment
 
-VENV_BIN = Path(sys.executable).parent
 ARCH = {
     "cell": {
         "edge_0_1": "nor_conv_3x3",
@@ -431,21 +429,8 @@ def test_real_run_whose_trials_raise(
 
 @pytest.mark.slow
 def test_folder_of_a_killed_run(tmp_path: Path) -> None:
-    cmd = [
-        str(VENV_BIN / "raynas"),
-        "run",
-        str(QUICKSTART),
-        "--set",
-        "budget.trials=4",
-        "--set",
-        "train.epochs=3",
-        "--set",
-        "space_args={C: 4, N: 1}",
-        "--storage",
-        str(tmp_path),
-        "--name",
-        "k",
-    ]
+    sets = ["budget.trials=4", "train.epochs=3", "space_args={C: 4, N: 1}"]
+    cmd = raynas_run_argv(QUICKSTART, tmp_path, "k", sets)
     folder = tmp_path / "k"
     env = {**os.environ, "RAY_ADDRESS": "local"}
     proc = subprocess.Popen(

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,10 @@ import yaml
 from raynas.bench.table import ArchNotInTable, TableError, load_table, read_meta, write_table
 from raynas.journal import finished_trials
 from raynas.registry import get_space
-from tests.conftest import REPO, journaled_results
+from tests.conftest import REPO, VENV_BIN, journaled_results
 
 SPACE_ARGS: dict[str, Any] = {"C": 4, "N": 1, "ops": ["none", "nor_conv_3x3"]}
 META = {"space": "nb201", "space_args": SPACE_ARGS}
-VENV_BIN = Path(sys.executable).parent
 
 
 def make_frame(seeds: tuple[int, ...] = (0, 1), epochs: int = 3) -> pd.DataFrame:

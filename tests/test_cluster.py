@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, VENV_BIN
 
 DRIVER = r"""
 import json, os, sys, threading, time
@@ -130,6 +130,18 @@ class HoldOnVictim(ClassifyTrainable):
 """
 
 
+def _run(
+    cmd: list[str], env: dict[str, str], cwd: Path | None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """``cmd`` run to its end in ``cwd``, its output captured as text."""
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _assert_ok(proc: subprocess.CompletedProcess) -> None:
+    """``proc`` exited 0; else the end of its output tells why."""
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
 def run_driver(tmp_path: Path, mode: str) -> dict:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
@@ -139,15 +151,8 @@ def run_driver(tmp_path: Path, mode: str) -> dict:
         "PYTHONPATH": os.pathsep.join([str(plugins), str(REPO), os.environ.get("PYTHONPATH", "")]),
         "RAYNAS_TEST_MARKS": str(tmp_path / "marks"),
     }
-    proc = subprocess.run(
-        [sys.executable, "-c", DRIVER, str(tmp_path), mode],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = _run([sys.executable, "-c", DRIVER, str(tmp_path), mode], env, cwd=REPO)
+    _assert_ok(proc)
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
 
@@ -184,8 +189,6 @@ def test_trials_spread_and_survive_losing_a_worker_node(tmp_path: Path) -> None:
 
 
 # --- cluster.yaml and a cluster started with `ray start` ----------------------------------
-
-VENV_BIN = Path(sys.executable).parent
 
 
 def test_cluster_yaml_passes_ray_up_validation() -> None:
@@ -232,7 +235,7 @@ def _submit(
     """``ray job submit``, again while the head's job agent is still starting."""
     deadline = time.time() + timeout
     while True:
-        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        proc = _run(cmd, env, cwd=REPO)
         if "No available agent" not in proc.stderr + proc.stdout or time.time() > deadline:
             return proc
         time.sleep(3)
@@ -279,25 +282,18 @@ def test_job_submit_and_address_auto_on_a_started_head(tmp_path: Path) -> None:
             ],
             env,
         )
-        assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
-        auto = subprocess.run(
+        _assert_ok(job)
+        auto = _run(
             [
                 *(str(VENV_BIN / "raynas"), "run", str(REPO / "examples" / "quickstart.yaml")),
                 *("--address", "auto", "--name", "auto", *small),
             ],
+            env,
             cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
         )
-        assert auto.returncode == 0, auto.stdout[-3000:] + auto.stderr[-3000:]
-        probe = subprocess.run(
-            [sys.executable, "-c", _NODE_ID, f"127.0.0.1:{port}"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
+        _assert_ok(auto)
+        probe = _run(
+            [sys.executable, "-c", _NODE_ID, f"127.0.0.1:{port}"], env, cwd=None, timeout=120
         )
         head_node = probe.stdout.strip().splitlines()[-1]
     finally:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import raynas
-from tests.conftest import REPO, small_experiment
-
-VENV_BIN = Path(sys.executable).parent
+from tests.conftest import REPO, VENV_BIN, small_experiment
 
 
 @pytest.mark.slow

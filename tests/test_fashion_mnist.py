@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,12 +20,11 @@ from raynas.cli import main
 from raynas.config import ConfigError, DataConfig
 from raynas.config_load import load_config
 from raynas.config_rules import DATASET_CLASSES, limit_problem
-from tests.conftest import REPO
+from tests.conftest import REPO, raynas_run_argv
 from trainables.data import clear_cache, load_dataset
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 EXAMPLE = REPO / "examples" / "fashion-mnist.yaml"
-VENV_BIN = Path(sys.executable).parent
 needs_files = pytest.mark.skipif(
     not (FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
     reason=f"Fashion-MNIST is not installed in {FASHION_MNIST} "
@@ -103,25 +101,9 @@ def test_the_installed_files_load_compact_stratified_and_without_test() -> None:
 @pytest.mark.slow
 @needs_files
 def test_a_two_child_search_on_the_real_files(tmp_path: Path) -> None:
-    command = [
-        str(VENV_BIN / "raynas"),
-        "run",
-        str(EXAMPLE),
-        "--storage",
-        str(tmp_path / "runs"),
-        "--name",
-        "fm",
-        "--set",
-        "budget.trials=2",
-        "--set",
-        "train.epochs=1",
-        "--set",
-        "data.limit=1000",
-        "--set",
-        "train.batch_size=32",
-        "--set",
-        "train.progress_s=0.05",  # so the short epoch prints its progress lines
-    ]
+    sets = ["budget.trials=2", "train.epochs=1", "data.limit=1000", "train.batch_size=32"]
+    sets.append("train.progress_s=0.05")  # so the short epoch prints its progress lines
+    command = raynas_run_argv(EXAMPLE, tmp_path / "runs", "fm", sets)
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     assert "top 2 by val_acc" in proc.stdout

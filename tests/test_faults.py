@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,19 +13,26 @@ import raynas
 from tests.conftest import small_experiment
 
 
-@pytest.mark.slow
-def test_raise_diverge_and_oom_each_end_their_own_trial(tmp_path: Path, ray_session: None) -> None:
+def faulty_experiment(tmp_path: Path, space_args: dict[str, Any], **sections: Any) -> dict:
+    """``small_experiment`` on the ``tests.faulty`` plugin space with these ``space_args``:
+    grid search, no constraints, no gradient clipping."""
+    train = {"grad_clip": None, **sections.pop("train", {})}
     exp = small_experiment(
         tmp_path,
-        name="faults",
         plugins=["tests.faulty"],
         space="faulty",
         strategy={"name": "grid"},
-        budget={"trials": 4, "concurrent": 2},
         objective={"constraints": []},
-        train={"grad_clip": None},
+        train=train,
+        **sections,
     )
-    exp["space_args"] = {}
+    exp["space_args"] = space_args  # in place of nb201's, not merged with them
+    return exp
+
+
+@pytest.mark.slow
+def test_raise_diverge_and_oom_each_end_their_own_trial(tmp_path: Path, ray_session: None) -> None:
+    exp = faulty_experiment(tmp_path, {}, name="faults", budget={"trials": 4, "concurrent": 2})
     result = raynas.run(exp, verbose=False)
     by_behaviour = {row["arch.behaviour"]: row for _, row in result.trials.iterrows()}
     assert set(by_behaviour) == {"ok", "raise", "nan", "oom"}
@@ -83,19 +91,15 @@ def test_a_trial_retried_in_session_reports_each_epoch_once(
     its epoch-2 checkpoint (``failure.max_retries``) and reports epoch 3 again: its files hold
     each epoch once, the retried session's row, not the dead one's beside it."""
     marker = tmp_path / "died"
-    exp = small_experiment(
+    exp = faulty_experiment(
         tmp_path,
+        {"behaviours": ["ok"], "die_after": 3, "marker": str(marker)},
         name="retried",
-        plugins=["tests.faulty"],
-        space="faulty",
-        strategy={"name": "grid"},
         budget={"trials": 1, "concurrent": 1},
-        objective={"constraints": []},
-        train={"epochs": 4, "batch_size": 4096, "grad_clip": None},  # one batch per epoch
+        train={"epochs": 4, "batch_size": 4096},  # one batch per epoch
         checkpoint={"every": 2},
         failure={"max_retries": 1},
     )
-    exp["space_args"] = {"behaviours": ["ok"], "die_after": 3, "marker": str(marker)}
     result = raynas.run(exp, verbose=False)
     assert marker.exists(), "the child's process was not killed"
     assert list(result.trials["status"]) == ["completed"], result.trials[["status", "error"]]

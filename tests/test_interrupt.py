@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, small_experiment
-from tests.test_analysis import VENV_BIN
+from tests.conftest import REPO, VENV_BIN, small_experiment
 
 
 @pytest.mark.slow

@@ -24,15 +24,8 @@ from search_spaces.models.mobilenet_net import (
 )
 from search_spaces.models.nb201_net import NB201Network, nb201_string, parse_nb201_string
 from search_spaces.models.ops import DARTS_OPS, DARTS_PRIMITIVES, NB201_OPS, NB201_PRIMITIVES
+from tests.archs import NB201_BEST, NB201_SMALL
 
-NB201_BEST = (
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
-    "+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
-)
-NB201_SMALL = (
-    "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|"
-    "+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
-)
 NB201_ALL_OPS = "|none~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|none~2|"
 
 

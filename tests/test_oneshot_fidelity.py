@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import raynas
-from raynas.config import ConfigError
+from raynas.config import ConfigError, Experiment
 from raynas.config_check import check_experiment
 from raynas.config_load import load_config
 from search_spaces.models.supernet import SIZE_ARGS
@@ -43,6 +43,26 @@ def record_weight_steps(trainable: Any, value: Any) -> list[float]:
 
     trainable.weight_step = recording
     return seen
+
+
+def load_search_experiment(
+    tmp_path: Path,
+    trainable: str,
+    space: str,
+    trainable_args: dict[str, Any],
+    space_args: dict[str, Any],
+) -> Experiment:
+    """A one-shot search of ``space``, loaded but not checked; ``space_args`` (the evaluation
+    network's size) replace ``small_experiment``'s, not merged with them."""
+    exp = small_experiment(
+        tmp_path, trainable=trainable, space=space, trainable_args=trainable_args
+    )
+    return load_config(exp | {"space_args": space_args})
+
+
+def rows(x: torch.Tensor) -> set[tuple[float, ...]]:
+    """The rows of a batch, each flattened to a tuple."""
+    return {tuple(r.flatten().tolist()) for r in x}
 
 
 # --- the lr schedule is sized on the steps taken -------------------------------------------
@@ -145,15 +165,7 @@ def test_bad_search_args_are_named(
     tmp_path: Path, space: str, search_args: Any, message: str
 ) -> None:
     space_args = {"C": 4, "layers": 3} if space == "darts" else {"C": 4, "N": 1}
-    exp = load_config(
-        small_experiment(
-            tmp_path,
-            trainable="darts",
-            space=space,
-            trainable_args={"search_args": search_args},
-        )
-        | {"space_args": space_args}
-    )
+    exp = load_search_experiment(tmp_path, "darts", space, {"search_args": search_args}, space_args)
     with pytest.raises(ConfigError) as info:
         check_experiment(exp)
     assert any(e.startswith(message) for e in info.value.errors), info.value.errors
@@ -176,14 +188,8 @@ def test_search_args_name_the_arguments_that_size_each_supernet() -> None:
 
 
 def test_good_search_args_validate(tmp_path: Path) -> None:
-    exp = load_config(
-        small_experiment(
-            tmp_path,
-            trainable="gdas",
-            space="darts",
-            trainable_args={"search_args": {"C": 8, "layers": 5}},
-        )
-        | {"space_args": {"C": 16, "layers": 8}}
+    exp = load_search_experiment(
+        tmp_path, "gdas", "darts", {"search_args": {"C": 8, "layers": 5}}, {"C": 16, "layers": 8}
     )
     check_experiment(exp)
 
@@ -216,18 +222,12 @@ def test_gdas_steps_the_weights_on_the_weight_half_before_the_architecture(
     steps = math.ceil(round(0.75 * 192) / 64)
     assert [c for c, _ in calls] == ["weights", "arch"] * steps
     # each weight step follows a forward on the weight half, each arch step one on the other
-    w_rows = {tuple(r.flatten().tolist()) for r in trainable.w_x}
-    a_rows = {tuple(r.flatten().tolist()) for r in trainable.a_x}
+    w_rows, a_rows = rows(trainable.w_x), rows(trainable.a_x)
     for k, x in enumerate(seen):
-        rows = {tuple(r.flatten().tolist()) for r in x}
-        assert rows <= (w_rows if k % 2 == 0 else a_rows), k
+        assert rows(x) <= (w_rows if k % 2 == 0 else a_rows), k
 
 
 # --- ENAS: candidates are scored on data the controller never saw ---------------------------
-def rows(x: torch.Tensor) -> set[tuple[float, ...]]:
-    return {tuple(r.flatten().tolist()) for r in x}
-
-
 def test_enas_derive_portion_is_held_out_from_weights_and_controller(tmp_path: Path) -> None:
     trainable = make_trainable(
         EnasTrainable,
@@ -274,14 +274,12 @@ def test_enas_derive_portion_must_leave_data_for_the_controller() -> None:
 def test_retrain_builds_the_evaluation_network_not_the_search_size(tmp_path: Path) -> None:
     from raynas.retrain import retrain_config
 
-    search = load_config(
-        small_experiment(
-            tmp_path,
-            trainable="darts",
-            space="darts",
-            trainable_args={"order": 1, "search_args": {"C": 16, "layers": 8}},
-        )
-        | {"space_args": {"C": 36, "layers": 20}}
+    search = load_search_experiment(
+        tmp_path,
+        "darts",
+        "darts",
+        {"order": 1, "search_args": {"C": 16, "layers": 8}},
+        {"C": 36, "layers": 20},
     )
     check_experiment(search)
     exp = retrain_config(search.to_dict(), name="r", storage=str(tmp_path))

@@ -14,8 +14,7 @@ import pytest
 from raynas.config_check import checkpoint_every, reuse_actors
 from raynas.config_load import load_config
 from raynas.run_notes import run_notes
-from tests.conftest import REPO
-from tests.test_analysis import VENV_BIN
+from tests.conftest import REPO, VENV_BIN
 
 BARE_TRAINABLE = """
 from ray import tune

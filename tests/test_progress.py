@@ -17,8 +17,7 @@ import pytest
 from raynas.analysis import load, short_arch
 from raynas.config import Experiment
 from raynas.progress import TrialPrinter, output_level
-from tests.conftest import REPO, small_experiment
-from tests.test_analysis import VENV_BIN
+from tests.conftest import REPO, VENV_BIN, small_experiment
 
 
 def _config(tmp_path: Path, name: str, **sections: object) -> Path:

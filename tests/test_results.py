@@ -16,8 +16,8 @@ from raynas.constraints import ConstraintCheck
 from raynas.files import STOPS_FILE
 from raynas.run_notes import run_notes
 from raynas.tune_setup import concurrency
-from tests.conftest import QUICKSTART, small_experiment
-from tests.test_analysis import VENV_BIN, write_experiment, write_state, write_trial
+from tests.conftest import QUICKSTART, VENV_BIN, small_experiment
+from tests.test_analysis import write_experiment, write_state, write_trial
 
 
 def test_a_running_trial_is_never_the_best(tmp_path: Path) -> None:

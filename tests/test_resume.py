@@ -73,8 +73,7 @@ def test_a_finished_search_extends_on_resume_as_if_it_had_asked_for_more(tmp_pat
     import yaml
 
     from raynas.testing.kill_loop import trial_sequence
-    from tests.conftest import REPO
-    from tests.test_analysis import VENV_BIN
+    from tests.conftest import REPO, VENV_BIN
 
     cfg = small_search("evolution", "fifo", trials=3, epochs=1)
     cfg["storage"] = str(tmp_path)

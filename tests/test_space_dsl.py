@@ -27,6 +27,7 @@ from raynas.space import (
 )
 from raynas.space.compile import SubspaceDomain
 from raynas.space.primitives import Const
+from tests.archs import NB201_BEST
 
 NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 
@@ -404,10 +405,7 @@ def test_mutate_and_crossover_are_seeded_and_valid() -> None:
 
 def test_arch_id_is_stable_and_independent_of_key_order() -> None:
     nb201 = get_space("nb201")
-    best = nb201.from_string(
-        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
-        "+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
-    )
+    best = nb201.from_string(NB201_BEST)
     # Golden values: ids are stored in experiment results; changing them orphans old runs.
     assert nb201.arch_id(best) == "ce9b719118ec04a1"
     mlp = get_space("mlp")

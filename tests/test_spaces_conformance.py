@@ -31,15 +31,8 @@ from raynas.space import (
     UnsupportedOperation,
 )
 from raynas.testing import spaces as conformance
+from tests.archs import NB201_BEST, NB201_SMALL
 
-NB201_BEST = (
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
-    "+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
-)
-NB201_SMALL = (
-    "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|"
-    "+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
-)
 NB201_3_OPS = ["none", "skip_connect", "nor_conv_3x3"]
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,15 +111,20 @@ def test_tpe_never_learns_a_refused_suggestion() -> None:
     assert not refused
 
 
+def refuse_nth(n: int, checked: list[str]) -> Callable[[Any], list[str]]:
+    """A constraint check that adds each arch's id to ``checked`` and refuses the ``n``-th."""
+
+    def check(arch: Any) -> list[str]:
+        checked.append(SPACE.arch_id(arch))
+        return ["refused"] if len(checked) == n else []
+
+    return check
+
+
 def test_local_search_skips_a_refused_neighbour_and_restarts_after_a_refused_start() -> None:
     s = make("local_search")
     checked: list[str] = []
-
-    def refuse_second(arch: Any) -> list[str]:
-        checked.append(SPACE.arch_id(arch))
-        return ["refused"] if len(checked) == 2 else []
-
-    s.set_constraint_check(refuse_second)
+    s.set_constraint_check(refuse_nth(2, checked))
     s.suggest("t0")  # the start
     s.suggest("t1")  # its first neighbour is refused, the next one proposed
     assert checked[1] not in s.neighbourhood and s.center_id == checked[0]
@@ -126,12 +132,7 @@ def test_local_search_skips_a_refused_neighbour_and_restarts_after_a_refused_sta
     assert len(s.neighbourhood) == len(list(SPACE.neighbours(s.center))) - 1
     restart = make("local_search")
     calls: list[str] = []
-
-    def refuse_first(arch: Any) -> list[str]:
-        calls.append(SPACE.arch_id(arch))
-        return ["refused"] if len(calls) == 1 else []
-
-    restart.set_constraint_check(refuse_first)
+    restart.set_constraint_check(refuse_nth(1, calls))
     out = restart.suggest("t0")
     assert isinstance(out, dict) and restart.restarts == 2
     assert restart.center_id == SPACE.arch_id(out["arch"]) != calls[0]

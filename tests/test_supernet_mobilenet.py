@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from raynas.config_check import check_experiment
 from raynas.config_load import load_config
 from raynas.registry import resolve_space
 from search_spaces.models.supernet.mobilenet import MobileNetSupernet, recalibrate_bn
-from tests.conftest import REPO, small_experiment
+from tests.conftest import REPO, VENV_BIN, small_experiment
 from trainables.cost import count_params
 from trainables.supernet import (
     CHECKPOINT_FILE,
@@ -44,7 +43,6 @@ SMALL = {
     "width_mults": [0.5, 0.75, 1.25],
 }
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-VENV_BIN = Path(sys.executable).parent
 
 
 def _supernet(args: dict[str, Any], in_channels: int = 1) -> tuple[Any, MobileNetSupernet]:

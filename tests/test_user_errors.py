@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUICKSTART, REPO
-from tests.test_analysis import VENV_BIN
+from tests.conftest import QUICKSTART, REPO, VENV_BIN
 
 
 def raynas(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
