@@ -25,13 +25,14 @@ from torch import nn
 from search_spaces.models.genotypes import check_min_ints
 from search_spaces.models.ops import DARTS_OPS, DARTS_PRIMITIVES, darts_cell_inputs
 from search_spaces.models.supernet.mixed import (
-    PARAMETER_FREE_OPS,
     Arch,
     CellPath,
     MixedOp,
     Sample,
     Supernet,
     Weights,
+    check_primitives,
+    parameter_free_share,
     run_dag,
     use_batch_statistics,
 )
@@ -116,12 +117,7 @@ class DartsSupernet(Supernet):
     ) -> None:
         super().__init__()
         check_min_ints(("C", C, 1), ("layers", layers, 3), ("num_classes", num_classes, 1))
-        unknown = [p for p in primitives if p not in DARTS_PRIMITIVES]
-        if unknown or not [p for p in primitives if p != "none"]:
-            raise ValueError(
-                f"primitives: {list(primitives)!r} must be DARTS ops {list(DARTS_PRIMITIVES)}"
-            )
-        self.primitives = tuple(primitives)
+        self.primitives = check_primitives(primitives, DARTS_PRIMITIVES, "DARTS", besides_none=True)
         self._choices = [k for k, p in enumerate(self.primitives) if p != "none"]
         C_stem = 3 * C
         self.stem = nn.Sequential(
@@ -224,5 +220,4 @@ class DartsSupernet(Supernet):
 
     def collapse_share(self, arch: Arch) -> float:
         """Share of parameter-free ops in the normal cell (reduction cells pool by design)."""
-        ops = [op for node in arch["normal"].values() for op in node["ops"]]
-        return sum(op in PARAMETER_FREE_OPS for op in ops) / len(ops)
+        return parameter_free_share([op for node in arch["normal"].values() for op in node["ops"]])
