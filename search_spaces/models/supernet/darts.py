@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from search_spaces.models.genotypes import check_min_ints
-from search_spaces.models.ops import DARTS_OPS, DARTS_PRIMITIVES, darts_cell_inputs
+from search_spaces.models.ops import DARTS_OPS, DARTS_PRIMITIVES, conv_bn_stem, darts_cell_inputs
 from search_spaces.models.supernet.mixed import (
     Arch,
     CellPath,
@@ -120,9 +120,7 @@ class DartsSupernet(Supernet):
         self.primitives = check_primitives(primitives, DARTS_PRIMITIVES, "DARTS", besides_none=True)
         self._choices = [k for k, p in enumerate(self.primitives) if p != "none"]
         C_stem = 3 * C
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem)
-        )
+        self.stem = conv_bn_stem(in_channels, C_stem)
         C_pp, C_p, C_curr = C_stem, C_stem, C
         reduction_prev = False
         self.cells = nn.ModuleList()

@@ -21,7 +21,7 @@ from torch import nn
 
 from search_spaces.models.genotypes import check_min_ints
 from search_spaces.models.nb201_net import nb201_stages
-from search_spaces.models.ops import NB201_OPS, NB201_PRIMITIVES
+from search_spaces.models.ops import NB201_OPS, NB201_PRIMITIVES, conv_bn_stem
 from search_spaces.models.supernet.mixed import (
     Arch,
     CellPath,
@@ -99,9 +99,7 @@ class NB201Supernet(Supernet):
         super().__init__()
         check_min_ints(("C", C, 1), ("N", N, 1), ("num_classes", num_classes, 1))
         self.primitives = check_primitives(primitives, NB201_OPS, "NB201")
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C)
-        )
+        self.stem = conv_bn_stem(in_channels, C)
         blocks, channels = nb201_stages(C, N, lambda c: NB201SearchCell(c, self.primitives))
         self.cells = nn.ModuleList(blocks)
         self.head = nn.Sequential(
