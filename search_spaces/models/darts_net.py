@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_spaces.models.genotypes import CellSpec, Genotype, parse_genotype
-from search_spaces.models.ops import DARTS_OPS, darts_cell_inputs
+from search_spaces.models.ops import DARTS_OPS, conv_bn_stem, darts_cell_inputs
 
 __all__ = ["AuxiliaryHead", "DARTSCell", "DARTSNetwork", "drop_path"]
 
@@ -190,10 +190,7 @@ class DARTSNetwork(nn.Module):
         self._aux_after = 2 * layers // 3
 
         C_stem = self.stem_multiplier * C
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C_stem, 3, padding=1, bias=False),
-            nn.BatchNorm2d(C_stem),
-        )
+        self.stem = conv_bn_stem(in_channels, C_stem)
         C_prev_prev, C_prev, C_curr = C_stem, C_stem, C
         reduction_layers = {layers // 3, 2 * layers // 3}
         reduction_prev = False

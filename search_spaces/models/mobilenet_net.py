@@ -17,7 +17,7 @@ when its stride is 1 and its input and output channels agree. Channel counts are
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -94,15 +94,21 @@ def _int(value: Any, where: str, minimum: int = 1) -> int:
     return number
 
 
+def _dicts(value: Any, where: str, what: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Each item of ``value`` with its place ``where[i]``; ValueError unless ``value`` is a
+    non-empty list of ``what`` dicts (checked item by item, as they are reached)."""
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence) or not value:
+        raise ValueError(f"{where} must be a non-empty list of {what} dicts")
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise ValueError(f"{where}[{i}] must be a dict, got {type(item).__name__}")
+        yield f"{where}[{i}]", item
+
+
 def _validate_blocks(blocks: Any) -> list[tuple[int, int, list[tuple[int, int, bool]]]]:
     """Return ``(out_channels, stride, [(kernel, expand, se), ...])`` per stage."""
-    if isinstance(blocks, str | bytes) or not isinstance(blocks, Sequence) or not blocks:
-        raise ValueError("blocks must be a non-empty list of stage dicts")
     stages = []
-    for s, stage in enumerate(blocks):
-        where = f"blocks[{s}]"
-        if not isinstance(stage, Mapping):
-            raise ValueError(f"{where} must be a dict, got {type(stage).__name__}")
+    for where, stage in _dicts(blocks, "blocks", "stage"):
         unknown = set(stage) - _STAGE_KEYS
         missing = _STAGE_KEYS - set(stage)
         if unknown or missing:
@@ -113,14 +119,8 @@ def _validate_blocks(blocks: Any) -> list[tuple[int, int, list[tuple[int, int, b
         stride = _int(stage["stride"], f"{where}['stride']")
         if stride not in (1, 2):
             raise ValueError(f"{where}['stride'] must be 1 or 2, got {stride}")
-        layers = stage["layers"]
-        if isinstance(layers, str | bytes) or not isinstance(layers, Sequence) or not layers:
-            raise ValueError(f"{where}['layers'] must be a non-empty list of layer dicts")
         specs = []
-        for j, layer in enumerate(layers):
-            lwhere = f"{where}['layers'][{j}]"
-            if not isinstance(layer, Mapping):
-                raise ValueError(f"{lwhere} must be a dict, got {type(layer).__name__}")
+        for lwhere, layer in _dicts(stage["layers"], f"{where}['layers']", "layer"):
             bad = set(layer) - _LAYER_KEYS
             if bad or "kernel" not in layer or "expand" not in layer:
                 raise ValueError(

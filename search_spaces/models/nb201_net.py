@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from search_spaces.models.genotypes import as_int
-from search_spaces.models.ops import NB201_OPS, ReLUConvBN
+from search_spaces.models.ops import NB201_OPS, ReLUConvBN, conv_bn_stem
 
 __all__ = [
     "NB201Cell",
@@ -243,10 +243,7 @@ class NB201Network(nn.Module):
                 raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
         self.genotype = normalize_nb201_genotype(genotype)
         self.arch_str = nb201_string(self.genotype)
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C, 3, padding=1, bias=False),
-            nn.BatchNorm2d(C),
-        )
+        self.stem = conv_bn_stem(in_channels, C)
         blocks, channels = nb201_stages(C, N, lambda c: NB201Cell(self.genotype, c))
         self.cells = nn.Sequential(*blocks)
         self.head = nn.Sequential(

@@ -39,6 +39,7 @@ __all__ = [
     "SepConv",
     "UnknownOpError",
     "Zero",
+    "conv_bn_stem",
     "darts_cell_inputs",
 ]
 
@@ -244,6 +245,12 @@ class FactorizedReduce(nn.Module):
         x = self.relu(x)
         shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
         return self.bn(torch.cat([self.conv_a(x), self.conv_b(shifted)], dim=1))
+
+
+def conv_bn_stem(in_channels: int, C: int) -> nn.Sequential:
+    """The stem of the DARTS and NAS-Bench-201 networks and supernets: a 3x3 convolution
+    (no bias) from ``in_channels`` to ``C`` channels, then BatchNorm."""
+    return nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
 
 
 def darts_cell_inputs(

@@ -23,15 +23,16 @@ import torch
 from torch import nn
 
 from search_spaces.models.genotypes import check_min_ints
-from search_spaces.models.ops import DARTS_OPS, DARTS_PRIMITIVES, darts_cell_inputs
+from search_spaces.models.ops import DARTS_OPS, DARTS_PRIMITIVES, conv_bn_stem, darts_cell_inputs
 from search_spaces.models.supernet.mixed import (
-    PARAMETER_FREE_OPS,
     Arch,
     CellPath,
     MixedOp,
     Sample,
     Supernet,
     Weights,
+    check_primitives,
+    parameter_free_share,
     run_dag,
     use_batch_statistics,
 )
@@ -116,17 +117,10 @@ class DartsSupernet(Supernet):
     ) -> None:
         super().__init__()
         check_min_ints(("C", C, 1), ("layers", layers, 3), ("num_classes", num_classes, 1))
-        unknown = [p for p in primitives if p not in DARTS_PRIMITIVES]
-        if unknown or not [p for p in primitives if p != "none"]:
-            raise ValueError(
-                f"primitives: {list(primitives)!r} must be DARTS ops {list(DARTS_PRIMITIVES)}"
-            )
-        self.primitives = tuple(primitives)
+        self.primitives = check_primitives(primitives, DARTS_PRIMITIVES, "DARTS", besides_none=True)
         self._choices = [k for k, p in enumerate(self.primitives) if p != "none"]
         C_stem = 3 * C
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem)
-        )
+        self.stem = conv_bn_stem(in_channels, C_stem)
         C_pp, C_p, C_curr = C_stem, C_stem, C
         reduction_prev = False
         self.cells = nn.ModuleList()
@@ -224,5 +218,4 @@ class DartsSupernet(Supernet):
 
     def collapse_share(self, arch: Arch) -> float:
         """Share of parameter-free ops in the normal cell (reduction cells pool by design)."""
-        ops = [op for node in arch["normal"].values() for op in node["ops"]]
-        return sum(op in PARAMETER_FREE_OPS for op in ops) / len(ops)
+        return parameter_free_share([op for node in arch["normal"].values() for op in node["ops"]])

@@ -27,7 +27,7 @@ describe no single network, and evaluating one derived path with them fails.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -40,6 +40,8 @@ __all__ = [
     "PARAMETER_FREE_OPS",
     "MixedOp",
     "Supernet",
+    "check_primitives",
+    "parameter_free_share",
     "run_dag",
     "use_batch_statistics",
 ]
@@ -52,6 +54,23 @@ Weights = Mapping[str, torch.Tensor]
 Sample = Mapping[str, Sequence[int]]
 #: A cell type's ``(op weights, sampled path)``, either None (see :meth:`Supernet.forward`).
 CellPath = Callable[[str], tuple[torch.Tensor | None, Sequence[int] | None]]
+
+
+def parameter_free_share(ops: Sequence[str]) -> float:
+    """Share of :data:`PARAMETER_FREE_OPS` among ``ops`` (a derived cell's), in [0, 1]."""
+    return sum(op in PARAMETER_FREE_OPS for op in ops) / len(ops)
+
+
+def check_primitives(
+    primitives: Sequence[str], known: Collection[str], family: str, *, besides_none: bool = False
+) -> tuple[str, ...]:
+    """``primitives`` as a tuple: ops of ``known``, at least one (one other than ``none`` with
+    ``besides_none``), else the ValueError ``"primitives: [...] must be {family} ops [...]"``."""
+    unknown = [p for p in primitives if p not in known]
+    chosen = [p for p in primitives if not (besides_none and p == "none")]
+    if unknown or not chosen:
+        raise ValueError(f"primitives: {list(primitives)!r} must be {family} ops {list(known)}")
+    return tuple(primitives)
 
 
 def use_batch_statistics(module: nn.Module) -> None:

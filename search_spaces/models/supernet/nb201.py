@@ -21,15 +21,16 @@ from torch import nn
 
 from search_spaces.models.genotypes import check_min_ints
 from search_spaces.models.nb201_net import nb201_stages
-from search_spaces.models.ops import NB201_OPS, NB201_PRIMITIVES
+from search_spaces.models.ops import NB201_OPS, NB201_PRIMITIVES, conv_bn_stem
 from search_spaces.models.supernet.mixed import (
-    PARAMETER_FREE_OPS,
     Arch,
     CellPath,
     MixedOp,
     Sample,
     Supernet,
     Weights,
+    check_primitives,
+    parameter_free_share,
     run_dag,
     use_batch_statistics,
 )
@@ -97,15 +98,8 @@ class NB201Supernet(Supernet):
     ) -> None:
         super().__init__()
         check_min_ints(("C", C, 1), ("N", N, 1), ("num_classes", num_classes, 1))
-        unknown = [p for p in primitives if p not in NB201_OPS]
-        if unknown or not primitives:
-            raise ValueError(
-                f"primitives: {list(primitives)!r} must be NB201 ops {list(NB201_OPS)}"
-            )
-        self.primitives = tuple(primitives)
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C)
-        )
+        self.primitives = check_primitives(primitives, NB201_OPS, "NB201")
+        self.stem = conv_bn_stem(in_channels, C)
         blocks, channels = nb201_stages(C, N, lambda c: NB201SearchCell(c, self.primitives))
         self.cells = nn.ModuleList(blocks)
         self.head = nn.Sequential(
@@ -146,5 +140,4 @@ class NB201Supernet(Supernet):
         return {"cell": [self.primitives.index(cell[f"edge_{i}_{j}"]) for i, j in self.edges]}
 
     def collapse_share(self, arch: Arch) -> float:
-        ops = list(arch["cell"].values())
-        return sum(op in PARAMETER_FREE_OPS for op in ops) / len(ops)
+        return parameter_free_share(list(arch["cell"].values()))
