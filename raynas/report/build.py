@@ -402,6 +402,14 @@ def _learning_curves(result: ExperimentResult, charts: _Charts, k: int) -> str:
     return f'<h2>Learning curves</h2><div class="charts">{"".join(out)}</div>'
 
 
+def _pareto_hover(pts: pd.DataFrame) -> dict[str, Any]:
+    """The hover label of Pareto chart points: trial id, architecture, cost and value."""
+    return {
+        "text": pts["trial_id"] + "<br>" + pts["arch"].astype(str),
+        "hovertemplate": "%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>",
+    }
+
+
 def _pareto(result: ExperimentResult, charts: _Charts) -> str:
     import plotly.graph_objects as go
 
@@ -432,8 +440,7 @@ def _pareto(result: ExperimentResult, charts: _Charts) -> str:
                         mode="markers",
                         name=f"{label} ({len(sel)})",
                         marker=style,
-                        text=sel["trial_id"] + "<br>" + sel["arch"].astype(str),
-                        hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>",
+                        **_pareto_hover(sel),
                     )
                 )
         front = pts[pts["front"]]
@@ -445,8 +452,7 @@ def _pareto(result: ExperimentResult, charts: _Charts) -> str:
                 name=f"Pareto front ({len(front)})",
                 line={"shape": "hv", "color": "#d62728"},
                 marker={"color": "#d62728", "size": 9},
-                text=front["trial_id"] + "<br>" + front["arch"].astype(str),
-                hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>",
+                **_pareto_hover(front),
             )
         )
         lo, hi = float(pts["cost"].min()), float(pts["cost"].max())

@@ -11,7 +11,7 @@ stands at that moment.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,17 @@ from raynas.space import Arch, Space
 from raynas.strategies import register_strategy
 from raynas.strategies.base import StrategyError, check_int, check_range
 from raynas.strategies.proxy import ProxyGuided
+
+
+def tournament_parent(
+    space: Space, rng: np.random.Generator, tournament: Callable[[], Arch], crossover_prob: float
+) -> Arch:
+    """The parent of a steady-state child: a ``tournament()`` winner or, with probability
+    ``crossover_prob``, the uniform crossover of two winners (then mutated by the caller)."""
+    parent = tournament()
+    if crossover_prob > 0.0 and rng.random() < crossover_prob:
+        parent = space.crossover(parent, tournament(), rng)
+    return parent
 
 
 @register_strategy("evolution", description="regularized (aging) evolution, Real et al. 2019")
@@ -81,9 +92,7 @@ class RegularizedEvolution(ProxyGuided):
     def propose(self) -> Arch | None:
         if len(self.population) < self.population_size or self.space.cardinality == 1:
             return self.draw_initial()
-        parent = self._tournament()
-        if self.crossover_prob > 0.0 and self.rng.random() < self.crossover_prob:
-            parent = self.space.crossover(parent, self._tournament(), self.rng)
+        parent = tournament_parent(self.space, self.rng, self._tournament, self.crossover_prob)
         return self.best_of_draws(lambda: self.space.mutate(parent, self.rng))
 
     def observe(self, arch: Arch, score: float | None, result: Mapping[str, Any] | None) -> None:

@@ -38,6 +38,7 @@ import numpy as np
 from raynas.space import Arch, Space
 from raynas.strategies import register_strategy
 from raynas.strategies.base import NASSearcher, StrategyError, check_int, check_range, result_score
+from raynas.strategies.evolution import tournament_parent
 
 DEFAULT_SECONDARY = ("params", "min")
 REPEATER_UNSUPPORTED = (
@@ -271,9 +272,7 @@ class MOEA(MultiObjectiveSearcher):
     def propose(self) -> Arch | None:
         if len(self.population) < self.population_size or self.space.cardinality == 1:
             return self.random_unseen()
-        parent = self._tournament()
-        if self.crossover_prob > 0.0 and self.rng.random() < self.crossover_prob:
-            parent = self.space.crossover(parent, self._tournament(), self.rng)
+        parent = tournament_parent(self.space, self.rng, self._tournament, self.crossover_prob)
         return self.space.mutate(parent, self.rng)
 
     def observe(self, arch: Arch, score: float | None, result: Mapping[str, Any] | None) -> None:
