@@ -44,7 +44,8 @@ Usage: .venv/bin/python benchmarks/overhead.py [--kind tabular] [--trials 1000] 
        [--N 1] [--repeats 3] [--default-repeats 1]
 
 Kept as one module (over 450 lines): a benchmark is one script to run; its kinds share the
-alternating timing harness and the JSON line.
+alternating timing harness and the JSON line. ``bookkeeping.py`` imports its synthetic table,
+tabular run config, seeded archs and marked-JSON reader from here.
 """
 
 from __future__ import annotations
