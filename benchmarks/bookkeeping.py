@@ -32,7 +32,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import write_synthetic_table  # noqa: E402  (a sibling script)
+from overhead import (  # noqa: E402  (a sibling script)
+    marked,
+    seeded_archs,
+    tabular_config,
+    write_synthetic_table,
+)
 
 #: Times every ``TuneController.save_to_dir`` and reports the driver's peak RSS; run first.
 PROBE = r"""
@@ -116,36 +121,17 @@ print("PLAIN_OK " + json.dumps({"wall_s": wall, "done": done, **probe_report()})
 )
 
 
-def _marked(proc: subprocess.CompletedProcess, mark: str, what: str) -> dict:
-    for line in proc.stdout.splitlines():
-        if line.startswith(mark + " "):
-            return dict(json.loads(line[len(mark) + 1 :]))
-    sys.exit(f"{what} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-
-
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
 
 
 def run_size(n: int, concurrent: int, table: Path, tmp: Path, plain_first: bool) -> dict:
     """Both sides at ``n`` trials (raynas picks the archs; plain Tune runs the same ones)."""
-    config = {
-        "name": f"bookkeeping-{n}",
-        "space": "nb201",
-        "trainable": "tabular",
-        "trainable_args": {"table": str(table), "metric_columns": ["val_acc", "params"]},
-        "strategy": {"name": "random"},
-        "objective": {"metric": "val_acc", "mode": "max"},
-        "budget": {"trials": n, "concurrent": concurrent},
-        "resources": {"cpu": 1},
-        "checkpoint": {"every": 0},
-        "seed": 0,
-        "storage": str(tmp / f"raynas-{n}"),
-    }
+    config = tabular_config(f"bookkeeping-{n}", table, n, concurrent, 0, tmp / f"raynas-{n}")
 
     def ours() -> dict:
         cmd = [sys.executable, "-c", RAYNAS, str(REPO), json.dumps(config)]
-        return _marked(_run(cmd), "RAYNAS_OK", f"raynas run ({n} trials)")
+        return marked(_run(cmd), "RAYNAS_OK", f"raynas run ({n} trials)")
 
     def plain(archs: list[str]) -> dict:
         args = {
@@ -156,10 +142,10 @@ def run_size(n: int, concurrent: int, table: Path, tmp: Path, plain_first: bool)
         }
         path = tmp / f"plain-{n}.json"
         path.write_text(json.dumps(args))
-        return _marked(_run([sys.executable, "-c", PLAIN, str(path)]), "PLAIN_OK", "plain Tune")
+        return marked(_run([sys.executable, "-c", PLAIN, str(path)]), "PLAIN_OK", "plain Tune")
 
     if plain_first:  # the archs raynas's seeded search picks, without running it first
-        archs = _random_archs(n)
+        archs = seeded_archs(n, seed=0)
         theirs = plain(archs)
         mine = ours()
         mine.pop("archs")
@@ -168,22 +154,6 @@ def run_size(n: int, concurrent: int, table: Path, tmp: Path, plain_first: bool)
         archs = mine.pop("archs")
         theirs = plain(archs)
     return {"raynas": mine, "plain": theirs}
-
-
-def _random_archs(n: int) -> list[str]:
-    """The first ``n`` arch strings of raynas's random search with seed 0 on nb201."""
-    sys.path.insert(0, str(REPO))
-    import raynas
-    from raynas.strategies import get_strategy
-
-    space = raynas.get_space("nb201")
-    searcher = get_strategy("random", space, metric="val_acc", mode="max", seed=0)
-    out = []
-    for i in range(n):
-        config = searcher.suggest(f"t{i}")
-        assert isinstance(config, dict), config
-        out.append(space.to_string(config["arch"]))
-    return out
 
 
 def main() -> None:

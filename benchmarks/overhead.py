@@ -44,7 +44,8 @@ Usage: .venv/bin/python benchmarks/overhead.py [--kind tabular] [--trials 1000] 
        [--N 1] [--repeats 3] [--default-repeats 1]
 
 Kept as one module (over 450 lines): a benchmark is one script to run; its kinds share the
-alternating timing harness and the JSON line.
+alternating timing harness and the JSON line. ``bookkeeping.py`` imports its synthetic table,
+tabular run config, seeded archs and marked-JSON reader from here.
 """
 
 from __future__ import annotations
@@ -286,11 +287,31 @@ def write_synthetic_table(path: Path) -> Path:
     return write_table(pd.DataFrame(rows), path, meta={"space": "nb201", "space_args": {}})
 
 
-def _marked(proc: subprocess.CompletedProcess, mark: str, what: str) -> dict:
+def marked(proc: subprocess.CompletedProcess, mark: str, what: str) -> dict:
+    """The JSON a side's subprocess printed after ``mark``; exits naming ``what`` without it."""
     for line in proc.stdout.splitlines():
         if line.startswith(mark + " "):
-            return json.loads(line[len(mark) + 1 :])
+            return dict(json.loads(line[len(mark) + 1 :]))
     sys.exit(f"{what} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+
+
+def tabular_config(
+    name: str, table: Path, trials: int, concurrent: int, seed: int, storage: Path
+) -> dict:
+    """The raynas side of a tabular run: random search replaying ``table``, no checkpoints."""
+    return {
+        "name": name,
+        "space": "nb201",
+        "trainable": "tabular",
+        "trainable_args": {"table": str(table), "metric_columns": ["val_acc", "params"]},
+        "strategy": {"name": "random"},
+        "objective": {"metric": "val_acc", "mode": "max"},
+        "budget": {"trials": trials, "concurrent": concurrent},
+        "resources": {"cpu": 1},
+        "checkpoint": {"every": 0},
+        "seed": seed,
+        "storage": str(storage),
+    }
 
 
 def tabular(trials: int, concurrent: int, repeats: int) -> dict:
@@ -299,21 +320,9 @@ def tabular(trials: int, concurrent: int, repeats: int) -> dict:
         table = write_synthetic_table(Path(tmp) / "nb201-synthetic.parquet")
         for rep in range(repeats):  # alternate the two sides: machine noise hits both
             storage = Path(tmp) / f"rep{rep}"
-            config = {
-                "name": "overhead-tabular",
-                "space": "nb201",
-                "trainable": "tabular",
-                "trainable_args": {"table": str(table), "metric_columns": ["val_acc", "params"]},
-                "strategy": {"name": "random"},
-                "objective": {"metric": "val_acc", "mode": "max"},
-                "budget": {"trials": trials, "concurrent": concurrent},
-                "resources": {"cpu": 1},
-                "checkpoint": {"every": 0},
-                "seed": rep,
-                "storage": str(storage),
-            }
+            config = tabular_config("overhead-tabular", table, trials, concurrent, rep, storage)
             cmd = [sys.executable, "-c", RAYNAS_TABULAR, str(REPO), json.dumps(config)]
-            ours = _marked(timed(cmd, REPO)[1], "RAYNAS_OK", "raynas run")
+            ours = marked(timed(cmd, REPO)[1], "RAYNAS_OK", "raynas run")
             archs = ours.pop("archs")
             cmd = [
                 sys.executable,
@@ -324,7 +333,7 @@ def tabular(trials: int, concurrent: int, repeats: int) -> dict:
                 str(concurrent),
                 str(storage),
             ]
-            plain = _marked(timed(cmd, REPO)[1], "PLAIN_OK", "plain Tune")
+            plain = marked(timed(cmd, REPO)[1], "PLAIN_OK", "plain Tune")
             runs["raynas"].append(ours)
             runs["plain"].append(plain)
             print(
@@ -382,13 +391,14 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess
 TRAIN_SIDES = ("raynas", "raynas_ckpt_end", "plain", "plain_default")
 
 
-def train_archs(trials: int, seed: int, C: int, N: int) -> list[str]:
-    """The arch strings raynas's seeded random search proposes first (what both sides train)."""
+def seeded_archs(trials: int, seed: int, **space_args: int) -> list[str]:
+    """The arch strings raynas's seeded random search on nb201 proposes first (what both
+    sides run)."""
     sys.path.insert(0, str(REPO))
     import raynas
     from raynas.strategies import get_strategy
 
-    space = raynas.get_space("nb201", C=C, N=N)
+    space = raynas.get_space("nb201", **space_args)
     searcher = get_strategy("random", space, metric="val_acc", mode="max", seed=seed)
     archs = []
     for i in range(trials):
@@ -419,7 +429,7 @@ def _train_side(side: str, args: argparse.Namespace, archs: list[str], storage: 
             config["checkpoint"] = {"every": args.epochs}
         cmd = [sys.executable, "-c", RAYNAS_TRAIN, str(REPO), json.dumps(config), TREE_CPU]
         total, proc = timed(cmd, REPO)
-        out = _marked(proc, "RAYNAS_OK", f"raynas run ({side})")
+        out = marked(proc, "RAYNAS_OK", f"raynas run ({side})")
         out["same_archs"] = out.pop("archs") == sorted(archs)
     else:
         plain_args = {
@@ -437,7 +447,7 @@ def _train_side(side: str, args: argparse.Namespace, archs: list[str], storage: 
             "tree_cpu": TREE_CPU,
         }
         total, proc = timed([sys.executable, "-c", PLAIN_TRAIN, json.dumps(plain_args)], REPO)
-        out = _marked(proc, "PLAIN_OK", f"plain Tune ({side})")
+        out = marked(proc, "PLAIN_OK", f"plain Tune ({side})")
     out["process_s"] = total
     return out
 
@@ -451,7 +461,7 @@ def train(args: argparse.Namespace) -> dict:
 
     splits = load_dataset("digits", val_fraction=0.2, seed=0, device=torch.device("cpu"))
     args.n_train, args.n_val = int(splits.train_y.shape[0]), int(splits.val_y.shape[0])
-    archs = train_archs(args.trials, args.seed, args.C, args.N)
+    archs = seeded_archs(args.trials, args.seed, C=args.C, N=args.N)
     sides = [s for s in TRAIN_SIDES if s != "plain_default" or args.default_repeats > 0]
     runs: dict[str, list[dict]] = {s: [] for s in sides}
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,5 @@
-"""Argument pieces the ``raynas`` subcommands share: value types, ``--set``, subcommands.
+"""Argument pieces the ``raynas`` subcommands share: value types, ``--set``, ``KEY=VALUE``
+flags, subcommands, flag errors.
 
 Module-level imports stay light (argparse only): ``raynas --help`` imports this.
 """
@@ -41,16 +42,28 @@ def add_overrides(parser: argparse.ArgumentParser, help: str | None = None) -> N
     )
 
 
-def add_space_args(parser: argparse.ArgumentParser) -> None:
-    """Add the repeatable ``--space-arg KEY=VALUE`` (into ``args.space_args``, a list of pairs)."""
+def add_key_values(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    dest: str,
+    default: list[tuple[str, Any]] | None,
+    help: str | None = None,
+) -> None:
+    """Add a repeatable ``FLAG KEY=VALUE`` (into ``args.<dest>``, a list of pairs)."""
     parser.add_argument(
-        "--space-arg",
-        dest="space_args",
+        flag,
+        dest=dest,
         action="append",
         type=key_value,
-        default=[],
+        default=default,
         metavar="KEY=VALUE",
+        help=help,
     )
+
+
+def add_space_args(parser: argparse.ArgumentParser) -> None:
+    """Add the repeatable ``--space-arg KEY=VALUE`` (into ``args.space_args``, a list of pairs)."""
+    add_key_values(parser, "--space-arg", "space_args", [])
 
 
 def add_subcommands(group: argparse.ArgumentParser, dest: str) -> Any:
@@ -65,3 +78,12 @@ def add_subcommands(group: argparse.ArgumentParser, dest: str) -> Any:
 def _print_help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 0
+
+
+def flag_errors(lines: list[str]) -> None:
+    """Raise :class:`raynas.config.ConfigError` with ``lines`` (each naming the flag, column or
+    file at fault), if any: ``raynas`` prints them and exits 2."""
+    from raynas.config import ConfigError
+
+    if lines:
+        raise ConfigError(lines)

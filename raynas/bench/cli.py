@@ -12,9 +12,9 @@ import json
 import sys
 from typing import Any
 
-from raynas.cli_args import add_overrides, add_subcommands, key_value, positive
+from raynas.cli_args import add_key_values, add_overrides, add_subcommands, flag_errors, positive
 
-EXIT_OK, EXIT_CONFIG = 0, 2
+EXIT_OK = 0
 
 EPILOG = """examples:
   raynas bench build examples/bench-nb201-digits.yaml --out table.parquet --seeds 0 1
@@ -71,24 +71,11 @@ def _add_search(bsub: Any) -> None:
     )
     p.add_argument("table", help="the table (.parquet or .csv)")
     p.add_argument("--space", help="space name or YAML (default: the table's metadata)")
-    p.add_argument(
-        "--space-arg",
-        dest="space_args",
-        action="append",
-        type=key_value,
-        default=None,
-        metavar="KEY=VALUE",
-        help="space argument (default: the table's metadata)",
+    add_key_values(
+        p, "--space-arg", "space_args", None, help="space argument (default: the table's metadata)"
     )
     p.add_argument("--strategy", required=True)
-    p.add_argument(
-        "--strategy-arg",
-        dest="strategy_args",
-        action="append",
-        type=key_value,
-        default=[],
-        metavar="KEY=VALUE",
-    )
+    add_key_values(p, "--strategy-arg", "strategy_args", [])
     p.add_argument("--metric", required=True, help="column the strategy optimises")
     p.add_argument("--report", help="column the found arch is scored by (default: --metric)")
     p.add_argument("--mode", choices=("max", "min"), default="max")
@@ -164,16 +151,12 @@ def _add_convert(bsub: Any) -> None:
     p.set_defaults(func=run_convert)
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
+def _user_errors(*more: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """The exceptions that are a user's mistake (and ``more``): printed, exit 2."""
     from raynas.bench.table import TableError
     from raynas.strategies.base import StrategyError
 
-    return (TableError, StrategyError)
-
-
-def _fail(message: str) -> int:
-    print(f"raynas: error: {message}", file=sys.stderr)
-    return EXIT_CONFIG
+    return (TableError, StrategyError, *more)
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -189,7 +172,7 @@ def run_build(args: argparse.Namespace) -> int:
             verbose=not args.quiet,
         )
     except _user_errors() as err:
-        return _fail(str(err))
+        flag_errors([str(err)])
     return EXIT_OK
 
 
@@ -226,7 +209,7 @@ def run_search_cmd(args: argparse.Namespace) -> int:
         else:
             runs = run_searches(table, args.strategy, seeds=seeds, **kwargs)
     except _user_errors() as err:
-        return _fail(str(err))
+        flag_errors([str(err)])
     summary = summarize(runs)
     if args.via_tune:
         summary["same_as_direct"] = same
@@ -289,8 +272,6 @@ def _proxy_arg(args: argparse.Namespace, table: Any) -> dict[str, Any] | None:
 
 def run_convert(args: argparse.Namespace) -> int:
     from raynas.bench.convert import ConvertError, convert
-    from raynas.bench.table import TableError
-    from raynas.strategies.base import StrategyError
 
     try:
         report = convert(
@@ -302,8 +283,8 @@ def run_convert(args: argparse.Namespace) -> int:
             limit=args.limit,
             final_only=args.final_only,
         )
-    except (ConvertError, TableError, StrategyError) as err:
-        return _fail(str(err))
+    except _user_errors(ConvertError) as err:
+        flag_errors([str(err)])
     print(f"wrote {report['out']}: {report['rows']} rows, {report['archs']} archs")
     return EXIT_OK
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from raynas.cli_args import add_space_args, add_subcommands, positive
+from raynas.cli_args import add_space_args, add_subcommands, flag_errors, positive
 
 EXIT_OK = 0
 
@@ -81,20 +81,13 @@ def register_cli(sub: Any) -> None:
     p.set_defaults(func=run_profile)
 
 
-def _errors(lines: list[str]) -> None:
-    from raynas.config import ConfigError
-
-    if lines:
-        raise ConfigError(lines)
-
-
 def _shape(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(d) for d in text.split(","))
     except ValueError:
         shape = ()
     if len(shape) != 3 or any(d < 1 for d in shape):
-        _errors(
+        flag_errors(
             [f"--input-shape: must be three positive integers C,H,W like 3,32,32, got {text!r}"]
         )
     return shape
@@ -111,11 +104,11 @@ def run_profile(args: argparse.Namespace) -> int:
         errors.append(f"--out: must end in .json, got {args.out!r}")
     if args.device.split(":")[0] not in ("cpu", "cuda"):
         errors.append(f"--device: use cpu or cuda (cuda:N), got {args.device!r}")
-    _errors(errors)
+    flag_errors(errors)
     try:
         decomposition_for(resolve_space(args.space, dict(args.space_args)))
     except LatencyError as err:
-        _errors([f"--space: {err}"])
+        flag_errors([f"--space: {err}"])
     try:
         table = profile_space(
             args.space,
@@ -137,7 +130,7 @@ def run_profile(args: argparse.Namespace) -> int:
     except LatencyError as err:
         text = str(err)
         flag = next((f for f in ("amp", "clock") if text.startswith(f)), "device")
-        _errors([f"--{flag}: {err}"])
+        flag_errors([f"--{flag}: {err}"])
     path = table.save(args.out)
     meta = table.meta
     print(

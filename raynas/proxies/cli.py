@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from raynas.cli_args import add_space_args, add_subcommands, positive
+from raynas.cli_args import add_space_args, add_subcommands, flag_errors, positive
 from raynas.proxies import DATA_FREE, ENSEMBLES, PROXIES, list_proxies
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
@@ -114,20 +114,13 @@ def run_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _errors(lines: list[str]) -> None:
-    from raynas.config import ConfigError
-
-    if lines:
-        raise ConfigError(lines)
-
-
 def _proxies(names: list[str], data: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(per-model proxies, ensembles), with the vote's members added."""
     bad = [n for n in names if n not in PROXIES and n not in ENSEMBLES]
     errors = [f"--proxy: {n!r} is unknown; choose among {list_proxies()}" for n in bad]
     if not names:
         errors.append(f"--proxy: give at least one, e.g. --proxy synflow ({list_proxies()})")
-    _errors(errors)
+    flag_errors(errors)
     ensembles = tuple(dict.fromkeys(n for n in names if n in ENSEMBLES))
     models = [n for n in names if n in PROXIES]
     for e in ensembles:
@@ -142,7 +135,7 @@ def _proxies(names: list[str], data: bool) -> tuple[tuple[str, ...], tuple[str, 
             for n in models
             if PROXIES[n].needs_data
         ]
-    _errors(errors)
+    flag_errors(errors)
     return tuple(models), ensembles
 
 
@@ -152,7 +145,7 @@ def _shape(text: str | None) -> tuple[int, ...]:
     except ValueError:
         shape = ()
     if not shape or any(d < 1 for d in shape):
-        _errors([f"--input-shape: must be positive integers like 3,32,32, got {text!r}"])
+        flag_errors([f"--input-shape: must be positive integers like 3,32,32, got {text!r}"])
     return shape
 
 
@@ -160,7 +153,7 @@ def _job(args: argparse.Namespace) -> Any:
     from raynas.proxies.scoring import ScoreJob
 
     if (args.config is None) == (args.space is None):
-        _errors(
+        flag_errors(
             [
                 "--space / --config: give exactly one (a space for data-free proxies, or an "
                 "experiment YAML for its space and one batch of its data)"
@@ -169,7 +162,7 @@ def _job(args: argparse.Namespace) -> Any:
     models, ensembles = _proxies(args.proxies, data=args.config is not None)
     if args.space is not None:
         if args.input_shape is None:
-            _errors(["--input-shape: needed with --space, e.g. --input-shape 3,32,32"])
+            flag_errors(["--input-shape: needed with --space, e.g. --input-shape 3,32,32"])
         return ScoreJob(
             space=args.space,
             space_args=dict(args.space_args),
@@ -188,7 +181,7 @@ def _job(args: argparse.Namespace) -> Any:
         )
         if v
     ]
-    _errors([f"{f}: taken from --config; leave it out" for f in given])
+    flag_errors([f"{f}: taken from --config; leave it out" for f in given])
     from raynas.proxies.scoring import config_job
 
     return config_job(args.config, models, ensembles, seed=args.seed, batch_size=args.batch_size)
@@ -199,9 +192,9 @@ def run_score(args: argparse.Namespace) -> int:
     from raynas.proxies.scoring import _space, run_scoring, select_archs
 
     if args.every == (args.sample is not None):
-        _errors(["--all / --sample: give exactly one (every member, or N seeded samples)"])
+        flag_errors(["--all / --sample: give exactly one (every member, or N seeded samples)"])
     if args.out is not None and Path(args.out).suffix.lower() != ".parquet":
-        _errors([f"--out: must end in .parquet, got {args.out!r}"])
+        flag_errors([f"--out: must end in .parquet, got {args.out!r}"])
     job = _job(args)
     try:
         archs = select_archs(_space(job), every=args.every, sample=args.sample, seed=args.seed)
@@ -215,7 +208,7 @@ def run_score(args: argparse.Namespace) -> int:
             log=(lambda _m: None) if args.quiet else print,
         )
     except ProxyError as err:
-        _errors([str(err)])
+        flag_errors([str(err)])
     except KeyboardInterrupt:
         kept = f"; finished chunks are kept in {args.out}.parts" if args.out else ""
         print(f"raynas: interrupted{kept}; rerun the same command to continue", file=sys.stderr)
@@ -245,18 +238,18 @@ def run_correlate(args: argparse.Namespace) -> int:
 
     path = Path(args.proxy_table)
     if not path.is_file():
-        _errors([f"PROXY_TABLE: no file {str(path)!r}; write one with `raynas proxies score`"])
+        flag_errors([f"PROXY_TABLE: no file {str(path)!r}; write one with `raynas proxies score`"])
     if not Path(args.bench_table).is_file():
-        _errors([f"BENCH_TABLE: no file {args.bench_table!r}"])
+        flag_errors([f"BENCH_TABLE: no file {args.bench_table!r}"])
     try:
         scores = pd.read_parquet(path)
     except Exception as err:  # pyarrow raises several types for a file that is not Parquet
-        _errors([f"PROXY_TABLE: {str(path)!r} is not a Parquet table: {err}"])
+        flag_errors([f"PROXY_TABLE: {str(path)!r} is not a Parquet table: {err}"])
     try:
         table = load_table(args.bench_table)
         result = correlate(scores, table, args.metric)
     except (TableError, ProxyError) as err:
-        _errors([str(err)])
+        flag_errors([str(err)])
     print(
         f"{len(scores)} scored archs vs {args.metric} of {Path(args.bench_table).name} "
         f"({len(table)} archs)"
