@@ -320,28 +320,25 @@ class OneShotTrainable(tune.Trainable):
 
     def w_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One shuffled pass over the weight half."""
-        size = int(self.train_cfg["batch_size"])
+        return self._shuffled_pass(self.w_x, self.w_y)
+
+    def a_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless shuffled passes over the architecture half."""
+        while True:
+            yield from self._shuffled_pass(self.a_x, self.a_y)
+
+    def _shuffled_pass(
+        self, x: torch.Tensor, y: torch.Tensor
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One shuffled, augmented pass over ``(x, y)`` in batches of ``train.batch_size``."""
         return batches(
-            self.w_x,
-            self.w_y,
-            batch_size=size,
+            x,
+            y,
+            batch_size=int(self.train_cfg["batch_size"]),
             shuffle=True,
             generator=self.generator,
             augment=self.data.augment,
         )
-
-    def a_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Endless shuffled passes over the architecture half."""
-        size = int(self.train_cfg["batch_size"])
-        while True:
-            yield from batches(
-                self.a_x,
-                self.a_y,
-                batch_size=size,
-                shuffle=True,
-                generator=self.generator,
-                augment=self.data.augment,
-            )
 
     def weight_step(self, loss: torch.Tensor) -> None:
         """Backward, clip (``train.grad_clip``), step the shared weights and the lr schedule."""
