@@ -39,7 +39,6 @@ search_spaces.models.supernet.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import time
@@ -51,21 +50,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from ray import tune
 from torch import nn
 
 from raynas.config import trial_settings
 from raynas.config_rules import violated_constraints
 from search_spaces.models.supernet.mobilenet import MobileNetSupernet, recalibrate_bn
 from trainables import checkpoint
+from trainables.base import ReusableTrainable
 from trainables.child import (
     child_cost,
     configure_determinism,
     data_from_config,
+    seed_trial,
     space_from_config,
     space_key,
     trial_device,
     trial_seed,
+    use_trial_threads,
 )
 from trainables.classify import CHECKPOINT_FILE as CHILD_FILE
 from trainables.classify import ClassifyTrainable
@@ -240,13 +241,6 @@ def _bn_inputs(data: Any, n: int, batch_size: int, seed: int) -> Iterator[torch.
         yield xb
 
 
-def _setup_process(config: dict[str, Any]) -> None:
-    logging.getLogger("ray").setLevel(logging.WARNING)
-    threads = max(1, int(config.get("resources", {}).get("cpu", 1)))
-    torch.set_num_threads(threads)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-
-
 def load_supernet(
     path: str | os.PathLike[str], device: torch.device
 ) -> tuple[MobileNetSupernet, dict[str, Any]]:
@@ -268,28 +262,15 @@ def load_supernet(
     return _LOADED[key]
 
 
-class _Reusable(tune.Trainable):
-    """A trainable whose whole setup is ``_init(config)``, so Tune can reuse its actor."""
-
-    def setup(self, config: dict[str, Any]) -> None:
-        self._init(config)
-
-    def reset_config(self, new_config: dict[str, Any]) -> bool:
-        self._init(new_config)
-        return True
-
-    def _init(self, config: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-
 # --- supernet -------------------------------------------------------------------------------
-class SupernetTrainable(_Reusable):
+class SupernetTrainable(ReusableTrainable):
     """Train the ``mobilenet`` supernet of ``config["space"]``, one epoch a Tune step."""
 
     METRICS: ClassVar[tuple[str, ...]] = SUPERNET_METRICS
+    CHECKPOINT_FILE = CHECKPOINT_FILE
 
     def _init(self, config: dict[str, Any]) -> None:
-        _setup_process(config)
+        use_trial_threads(config)
         self.config = config
         opts, errors = _parse(SupernetOptions, config.get("trainable_args"))
         if opts is None:
@@ -304,9 +285,7 @@ class SupernetTrainable(_Reusable):
         self.data = data_from_config(config, self.device, compact=True)
         if len(self.data.input_shape) != 3:
             raise ValueError(f"data.name: a supernet needs images, got {config['data']['name']}")
-        torch.manual_seed(self.seed)
-        np.random.seed(self.seed % 2**32)
-        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.generator = seed_trial(self.seed, self.device)
         self.arch_rng = np.random.default_rng(self.seed)
         self.net = MobileNetSupernet(
             self.space, num_classes=self.data.num_classes, in_channels=self.data.input_shape[0]
@@ -421,22 +400,15 @@ class SupernetTrainable(_Reusable):
             "data": self.config["data"]["name"],
             "sandwich": self.opts.sandwich,
         }
-        state = checkpoint.capture(
-            **self._training_objects(),
-            epoch=self.epoch,
-            arch_rng=self.arch_rng.bit_generator.state,
-            supernet=meta,
+        self._save_training_state(
+            checkpoint_dir, arch_rng=self.arch_rng.bit_generator.state, supernet=meta
         )
-        checkpoint.save(checkpoint_dir, CHECKPOINT_FILE, state)
         (Path(checkpoint_dir) / "supernet.json").write_text(json.dumps(meta, sort_keys=True))
         return None
 
     def load_checkpoint(self, checkpoint_dir: str | dict[str, Any] | None) -> None:
-        restored = checkpoint.restore_from(
-            checkpoint_dir, CHECKPOINT_FILE, **self._training_objects()
-        )
-        if restored is not None:
-            self.epoch, state = restored
+        state = self._restore_training_state(checkpoint_dir)
+        if state is not None:
             self.arch_rng.bit_generator.state = state["arch_rng"]
 
     @staticmethod
@@ -457,13 +429,13 @@ class SupernetTrainable(_Reusable):
 
 
 # --- subnet ---------------------------------------------------------------------------------
-class SubnetTrainable(_Reusable):
+class SubnetTrainable(ReusableTrainable):
     """Evaluate ``config["arch"]`` with weights inherited from a trained supernet, one step."""
 
     METRICS: ClassVar[tuple[str, ...]] = SUBNET_METRICS
 
     def _init(self, config: dict[str, Any]) -> None:
-        _setup_process(config)
+        use_trial_threads(config)
         self.config = config
         opts, errors = _parse(SubnetOptions, config.get("trainable_args"))
         if opts is None:
