@@ -71,7 +71,7 @@ from trainables.child import (
 from trainables.classify import CHECKPOINT_FILE as CHILD_FILE
 from trainables.classify import ClassifyTrainable
 from trainables.data import batches
-from trainables.oneshot.options import OUTER_STRATEGIES, parse_options
+from trainables.oneshot.options import OUTER_STRATEGIES, options_from_config, parse_options
 from trainables.schedule import make_lr_schedule, make_optimizer
 from trainables.tabular import table_path
 
@@ -180,18 +180,13 @@ def find_supernet_checkpoint(raw: str | os.PathLike[str]) -> Path:
     return max(found, key=lambda p: int(p.parent.name.rsplit("_", 1)[-1]))
 
 
-def _parse(cls: type[_Options], args: Mapping[str, Any] | None) -> tuple[Any, list[str]]:
-    # parse_options only needs a pydantic model; it names each bad field's path.
-    return parse_options(cls, args)  # type: ignore[arg-type]
-
-
 def _common_checks(exp: Any, options: type[_Options]) -> list[str]:
     errors = []
     if exp.space != "mobilenet":
         errors.append(
             f"space: trainable {exp.trainable!r} needs the mobilenet space, got {exp.space!r}"
         )
-    option_errors = _parse(options, exp.trainable_args)[1]
+    option_errors = parse_options(options, exp.trainable_args)[1]
     errors.extend(option_errors)
     if exp.data.val_fraction == 0:
         errors.append(f"data.val_fraction: {exp.trainable!r} reports val_acc; set it > 0")
@@ -272,10 +267,7 @@ class SupernetTrainable(ReusableTrainable):
     def _init(self, config: dict[str, Any]) -> None:
         use_trial_threads(config)
         self.config = config
-        opts, errors = _parse(SupernetOptions, config.get("trainable_args"))
-        if opts is None:
-            raise ValueError("; ".join(errors))
-        self.opts: SupernetOptions = opts
+        self.opts = options_from_config(SupernetOptions, config)
         self.space = space_from_config(config)
         outer = self.space.arch_id(config["arch"]) if "arch" in config else "supernet"
         self.seed = trial_seed(int(config.get("seed", 0)), outer)
@@ -437,17 +429,14 @@ class SubnetTrainable(ReusableTrainable):
     def _init(self, config: dict[str, Any]) -> None:
         use_trial_threads(config)
         self.config = config
-        opts, errors = _parse(SubnetOptions, config.get("trainable_args"))
-        if opts is None:
-            raise ValueError("; ".join(errors))
-        self.opts: SubnetOptions = opts
+        self.opts = options_from_config(SubnetOptions, config)
         self.space = space_from_config(config)
         self.arch = self.space.canonical(config["arch"])
         self.arch_id = self.space.arch_id(self.arch)
         self.device = trial_device(config)
         self.train_cfg: dict[str, Any] = dict(config["train"])
         self.data = data_from_config(config, self.device, compact=True)
-        self.supernet, meta = load_supernet(opts.supernet, self.device)
+        self.supernet, meta = load_supernet(self.opts.supernet, self.device)
         self.child: nn.Module | None = None
         if meta["space"] != config["space"]:
             raise ValueError(
@@ -483,20 +472,12 @@ class SubnetTrainable(ReusableTrainable):
         batch = int(self.train_cfg["batch_size"])
         recalibrate_bn(child, _bn_inputs(self.data, self.opts.bn_batches, batch, seed))
         result = dict(base)
-        result["val_loss"], result["val_acc"] = evaluate(
-            child,
-            self.data.val_x,
-            self.data.val_y,
-            transform=self.data.as_inputs,
-            batch_size=size,
-        )
+        splits = [("val", self.data.val_x, self.data.val_y)]
         if self.config["data"].get("evaluate_test") and self.data.test_x is not None:
-            result["test_loss"], result["test_acc"] = evaluate(
-                child,
-                self.data.test_x,
-                self.data.test_y,
-                transform=self.data.as_inputs,
-                batch_size=size,
+            splits.append(("test", self.data.test_x, self.data.test_y))
+        for split, x, y in splits:
+            result[f"{split}_loss"], result[f"{split}_acc"] = evaluate(
+                child, x, y, transform=self.data.as_inputs, batch_size=size
             )
         result["eval_time_s"] = time.perf_counter() - start
         return result
@@ -525,7 +506,7 @@ class SubnetTrainable(ReusableTrainable):
     def check_config(exp: Any) -> list[str]:
         """Config checks before Ray starts; one ``field.path: message`` line each."""
         errors = _common_checks(exp, SubnetOptions)
-        opts, _ = _parse(SubnetOptions, exp.trainable_args)
+        opts, _ = parse_options(SubnetOptions, exp.trainable_args)
         if opts is not None and not errors:
             try:
                 state = checkpoint.load(Path(opts.supernet).parent, Path(opts.supernet).name)

@@ -71,6 +71,7 @@ from trainables.oneshot.options import (
     NB201SearchArgs,
     OneShotOptions,
     check_oneshot_config,
+    options_from_config,
     parse_options,
     parse_search_args,
 )
@@ -256,12 +257,9 @@ class OneShotTrainable(ReusableTrainable):
 
         self.config = config
         use_trial_threads(config)
-        opts, errors = parse_options(self.OPTIONS, config.get("trainable_args"))
-        if opts is None:
-            raise ValueError("; ".join(errors))
-        self.opts = opts
+        self.opts = options_from_config(self.OPTIONS, config)
         self.space = space_from_config(config)
-        size, errors = parse_search_args(self.space.name, opts.search_args)
+        size, errors = parse_search_args(self.space.name, self.opts.search_args)
         if size is None:
             raise ValueError("; ".join(errors))
         self.search_size = {k: getattr(self.space, k) if v is None else v for k, v in size.items()}

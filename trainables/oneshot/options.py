@@ -10,7 +10,7 @@ Unknown keys and bad values are reported with their field path
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -21,12 +21,15 @@ __all__ = [
     "NB201SearchArgs",
     "OneShotOptions",
     "check_oneshot_config",
+    "options_from_config",
     "parse_options",
     "parse_search_args",
 ]
 
 #: The outer strategies a one-shot experiment may use (its trials only take a seed from them).
 OUTER_STRATEGIES = ("random", "grid")
+
+Options = TypeVar("Options", bound=BaseModel)
 
 
 class OneShotOptions(BaseModel):
@@ -109,12 +112,12 @@ def _error_lines(err: ValidationError, prefix: str, unknown: str) -> list[str]:
 
 
 def parse_options(
-    cls: type[OneShotOptions], args: Mapping[str, Any] | None
-) -> tuple[OneShotOptions | None, list[str]]:
+    cls: type[Options], args: Mapping[str, Any] | None
+) -> tuple[Options | None, list[str]]:
     """Build ``cls`` from ``trainable_args``; errors are ``trainable_args.<key>: ...`` lines.
 
     Args:
-        cls: The method's options model.
+        cls: The method's options model (a one-shot method's, or any pydantic model).
         args: ``config["trainable_args"]`` (None: all defaults).
 
     Returns:
@@ -125,6 +128,18 @@ def parse_options(
     except ValidationError as err:
         known = f"unknown option; known options: {sorted(cls.model_fields)}"
         return None, _error_lines(err, "trainable_args", known)
+
+
+def options_from_config(cls: type[Options], config: Mapping[str, Any]) -> Options:
+    """A trial's ``trainable_args`` (``config["trainable_args"]``) as ``cls``.
+
+    Raises:
+        ValueError: The :func:`parse_options` error lines, joined by ``; ``.
+    """
+    opts, errors = parse_options(cls, config.get("trainable_args"))
+    if opts is None:
+        raise ValueError("; ".join(errors))
+    return opts
 
 
 def parse_search_args(
