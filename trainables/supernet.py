@@ -71,7 +71,7 @@ from trainables.child import (
 from trainables.classify import CHECKPOINT_FILE as CHILD_FILE
 from trainables.classify import ClassifyTrainable
 from trainables.data import batches
-from trainables.oneshot.options import OUTER_STRATEGIES, options_from_config, parse_options
+from trainables.oneshot.options import options_from_config, parse_options, seed_only_errors
 from trainables.schedule import make_lr_schedule, make_optimizer
 from trainables.tabular import table_path
 
@@ -406,18 +406,12 @@ class SupernetTrainable(ReusableTrainable):
     @staticmethod
     def check_config(exp: Any) -> list[str]:
         """Config checks before Ray starts; one ``field.path: message`` line each."""
-        errors = _common_checks(exp, SupernetOptions)
-        if exp.strategy.name not in OUTER_STRATEGIES:
-            errors.append(
-                f"strategy.name: a supernet trial only takes its seed from the proposed arch; "
-                f"use one of {list(OUTER_STRATEGIES)}"
-            )
-        if exp.objective.constraints:
-            errors.append(
-                "objective.constraints: a supernet trial trains every sub-network; put "
-                "constraints on the subnet search instead"
-            )
-        return errors
+        return _common_checks(exp, SupernetOptions) + seed_only_errors(
+            exp,
+            strategy="a supernet trial only takes its seed from the proposed arch",
+            constraints="a supernet trial trains every sub-network; put constraints on the "
+            "subnet search instead",
+        )
 
 
 # --- subnet ---------------------------------------------------------------------------------
