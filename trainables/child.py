@@ -130,6 +130,21 @@ def trial_seed(seed: int, arch_id: str) -> int:
     return int(digest[:8], 16)
 
 
+def seed_trial(seed: int, device: torch.device) -> torch.Generator:
+    """Seed torch's and numpy's global RNGs with ``seed``; returns the trial's own generator
+    on ``device``, seeded the same."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def use_trial_threads(config: dict[str, Any]) -> None:
+    """Let torch use the trial's ``resources.cpu`` threads (and OpenMP, unless already set)."""
+    threads = max(1, int(config.get("resources", {}).get("cpu", 1)))
+    torch.set_num_threads(threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
 #: Set to 1 where GPUs are only simulated (``ray.cluster_utils.Cluster(num_gpus=...)`` on a
 #: machine without CUDA): a trial that asked for a GPU then trains on the CPU, on purpose.
 SIMULATED_GPUS_ENV = "RAYNAS_SIMULATED_GPUS"

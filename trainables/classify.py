@@ -33,23 +33,20 @@ trainables.inherit.
 from __future__ import annotations
 
 import json
-import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from ray import tune
 from torch import nn
 
 from raynas.config import trial_settings
 from raynas.config_check import load_latency_model
 from raynas.config_rules import EMBEDDED_DATASETS, violated_constraints
 from trainables import checkpoint
+from trainables.base import ReusableTrainable
 from trainables.child import (
     build_child,
     check_data_and_model,
@@ -58,10 +55,12 @@ from trainables.child import (
     data_from_config,
     placement,
     predicted_latency,
+    seed_trial,
     space_from_config,
     space_key,
     trial_device,
     trial_seed,
+    use_trial_threads,
 )
 from trainables.data import batches
 from trainables.inherit import carry_optimizer_state, inherit_weights, param_names
@@ -91,7 +90,7 @@ FINITE_CHECK_EVERY = 16
 _HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
 
 
-class ClassifyTrainable(tune.Trainable):
+class ClassifyTrainable(ReusableTrainable):
     """Train ``config["arch"]`` of ``config["space"]`` on ``config["data"]``, one epoch a step.
 
     The config is what :mod:`raynas.runner` builds from an :class:`~raynas.config.Experiment`:
@@ -100,6 +99,7 @@ class ClassifyTrainable(tune.Trainable):
     """
 
     METRICS = METRICS
+    CHECKPOINT_FILE = CHECKPOINT_FILE
     #: PBT lineage fields reported with every result (parent, mutation, ...), checkpointed.
     lineage: dict[str, Any]
     #: Per-epoch metrics of this trial's lineage (inherited epochs included), checkpointed.
@@ -108,14 +108,6 @@ class ClassifyTrainable(tune.Trainable):
     restored_history: list[dict[str, Any]] | None
 
     # --- Tune API -------------------------------------------------------------------
-    def setup(self, config: dict[str, Any]) -> None:
-        logging.getLogger("ray").setLevel(logging.WARNING)
-        self._init_child(config)
-
-    def reset_config(self, new_config: dict[str, Any]) -> bool:
-        self._init_child(new_config)
-        return True
-
     def step(self) -> dict[str, Any]:
         base = {
             **self.cost,
@@ -206,16 +198,14 @@ class ClassifyTrainable(tune.Trainable):
         return {**base, "status": "oom", "epoch": self.epoch, "error": message, "done": True}
 
     def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any] | None:
-        state = checkpoint.capture(
-            **self._training_objects(),
-            epoch=self.epoch,
+        self._save_training_state(
+            checkpoint_dir,
             arch=self.arch,
             trial_id=self.trial_id,
             history=list(self.history),
             lineage=dict(self.lineage),
             param_names=param_names(self.model),
         )
-        checkpoint.save(checkpoint_dir, CHECKPOINT_FILE, state)
         (Path(checkpoint_dir) / "arch.json").write_text(json.dumps(self.arch, sort_keys=True))
         return None
 
@@ -308,12 +298,10 @@ class ClassifyTrainable(tune.Trainable):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def _init_child(self, config: dict[str, Any]) -> None:
+    def _init(self, config: dict[str, Any]) -> None:
         self._release_child()
         self.config = config
-        threads = max(1, int(config.get("resources", {}).get("cpu", 1)))
-        torch.set_num_threads(threads)
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        use_trial_threads(config)
         self.space = space_from_config(config)
         self.arch = self.space.canonical(config["arch"])
         self.arch_id = self.space.arch_id(self.arch)
@@ -324,9 +312,7 @@ class ClassifyTrainable(tune.Trainable):
         self.train_cfg: dict[str, Any] = dict(config["train"])
         self.data = data_from_config(config, self.device, compact=True)
         seed = trial_seed(int(config.get("seed", 0)), self.arch_id)
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.generator = seed_trial(seed, self.device)
         model = build_child(
             self.space, self.arch, tuple(self.data.input_shape), self.data.num_classes
         )

@@ -39,7 +39,6 @@ search_spaces.models.supernet.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import time
@@ -51,26 +50,28 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from ray import tune
 from torch import nn
 
 from raynas.config import trial_settings
 from raynas.config_rules import violated_constraints
 from search_spaces.models.supernet.mobilenet import MobileNetSupernet, recalibrate_bn
 from trainables import checkpoint
+from trainables.base import ReusableTrainable
 from trainables.child import (
     child_cost,
     configure_determinism,
     data_from_config,
+    seed_trial,
     space_from_config,
     space_key,
     trial_device,
     trial_seed,
+    use_trial_threads,
 )
 from trainables.classify import CHECKPOINT_FILE as CHILD_FILE
 from trainables.classify import ClassifyTrainable
 from trainables.data import batches
-from trainables.oneshot.options import OUTER_STRATEGIES, parse_options
+from trainables.oneshot.options import options_from_config, parse_options, seed_only_errors
 from trainables.schedule import make_lr_schedule, make_optimizer
 from trainables.tabular import table_path
 
@@ -179,18 +180,13 @@ def find_supernet_checkpoint(raw: str | os.PathLike[str]) -> Path:
     return max(found, key=lambda p: int(p.parent.name.rsplit("_", 1)[-1]))
 
 
-def _parse(cls: type[_Options], args: Mapping[str, Any] | None) -> tuple[Any, list[str]]:
-    # parse_options only needs a pydantic model; it names each bad field's path.
-    return parse_options(cls, args)  # type: ignore[arg-type]
-
-
 def _common_checks(exp: Any, options: type[_Options]) -> list[str]:
     errors = []
     if exp.space != "mobilenet":
         errors.append(
             f"space: trainable {exp.trainable!r} needs the mobilenet space, got {exp.space!r}"
         )
-    option_errors = _parse(options, exp.trainable_args)[1]
+    option_errors = parse_options(options, exp.trainable_args)[1]
     errors.extend(option_errors)
     if exp.data.val_fraction == 0:
         errors.append(f"data.val_fraction: {exp.trainable!r} reports val_acc; set it > 0")
@@ -240,13 +236,6 @@ def _bn_inputs(data: Any, n: int, batch_size: int, seed: int) -> Iterator[torch.
         yield xb
 
 
-def _setup_process(config: dict[str, Any]) -> None:
-    logging.getLogger("ray").setLevel(logging.WARNING)
-    threads = max(1, int(config.get("resources", {}).get("cpu", 1)))
-    torch.set_num_threads(threads)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-
-
 def load_supernet(
     path: str | os.PathLike[str], device: torch.device
 ) -> tuple[MobileNetSupernet, dict[str, Any]]:
@@ -268,33 +257,17 @@ def load_supernet(
     return _LOADED[key]
 
 
-class _Reusable(tune.Trainable):
-    """A trainable whose whole setup is ``_init(config)``, so Tune can reuse its actor."""
-
-    def setup(self, config: dict[str, Any]) -> None:
-        self._init(config)
-
-    def reset_config(self, new_config: dict[str, Any]) -> bool:
-        self._init(new_config)
-        return True
-
-    def _init(self, config: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-
 # --- supernet -------------------------------------------------------------------------------
-class SupernetTrainable(_Reusable):
+class SupernetTrainable(ReusableTrainable):
     """Train the ``mobilenet`` supernet of ``config["space"]``, one epoch a Tune step."""
 
     METRICS: ClassVar[tuple[str, ...]] = SUPERNET_METRICS
+    CHECKPOINT_FILE = CHECKPOINT_FILE
 
     def _init(self, config: dict[str, Any]) -> None:
-        _setup_process(config)
+        use_trial_threads(config)
         self.config = config
-        opts, errors = _parse(SupernetOptions, config.get("trainable_args"))
-        if opts is None:
-            raise ValueError("; ".join(errors))
-        self.opts: SupernetOptions = opts
+        self.opts = options_from_config(SupernetOptions, config)
         self.space = space_from_config(config)
         outer = self.space.arch_id(config["arch"]) if "arch" in config else "supernet"
         self.seed = trial_seed(int(config.get("seed", 0)), outer)
@@ -304,9 +277,7 @@ class SupernetTrainable(_Reusable):
         self.data = data_from_config(config, self.device, compact=True)
         if len(self.data.input_shape) != 3:
             raise ValueError(f"data.name: a supernet needs images, got {config['data']['name']}")
-        torch.manual_seed(self.seed)
-        np.random.seed(self.seed % 2**32)
-        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.generator = seed_trial(self.seed, self.device)
         self.arch_rng = np.random.default_rng(self.seed)
         self.net = MobileNetSupernet(
             self.space, num_classes=self.data.num_classes, in_channels=self.data.input_shape[0]
@@ -421,61 +392,45 @@ class SupernetTrainable(_Reusable):
             "data": self.config["data"]["name"],
             "sandwich": self.opts.sandwich,
         }
-        state = checkpoint.capture(
-            **self._training_objects(),
-            epoch=self.epoch,
-            arch_rng=self.arch_rng.bit_generator.state,
-            supernet=meta,
+        self._save_training_state(
+            checkpoint_dir, arch_rng=self.arch_rng.bit_generator.state, supernet=meta
         )
-        checkpoint.save(checkpoint_dir, CHECKPOINT_FILE, state)
         (Path(checkpoint_dir) / "supernet.json").write_text(json.dumps(meta, sort_keys=True))
         return None
 
     def load_checkpoint(self, checkpoint_dir: str | dict[str, Any] | None) -> None:
-        restored = checkpoint.restore_from(
-            checkpoint_dir, CHECKPOINT_FILE, **self._training_objects()
-        )
-        if restored is not None:
-            self.epoch, state = restored
+        state = self._restore_training_state(checkpoint_dir)
+        if state is not None:
             self.arch_rng.bit_generator.state = state["arch_rng"]
 
     @staticmethod
     def check_config(exp: Any) -> list[str]:
         """Config checks before Ray starts; one ``field.path: message`` line each."""
-        errors = _common_checks(exp, SupernetOptions)
-        if exp.strategy.name not in OUTER_STRATEGIES:
-            errors.append(
-                f"strategy.name: a supernet trial only takes its seed from the proposed arch; "
-                f"use one of {list(OUTER_STRATEGIES)}"
-            )
-        if exp.objective.constraints:
-            errors.append(
-                "objective.constraints: a supernet trial trains every sub-network; put "
-                "constraints on the subnet search instead"
-            )
-        return errors
+        return _common_checks(exp, SupernetOptions) + seed_only_errors(
+            exp,
+            strategy="a supernet trial only takes its seed from the proposed arch",
+            constraints="a supernet trial trains every sub-network; put constraints on the "
+            "subnet search instead",
+        )
 
 
 # --- subnet ---------------------------------------------------------------------------------
-class SubnetTrainable(_Reusable):
+class SubnetTrainable(ReusableTrainable):
     """Evaluate ``config["arch"]`` with weights inherited from a trained supernet, one step."""
 
     METRICS: ClassVar[tuple[str, ...]] = SUBNET_METRICS
 
     def _init(self, config: dict[str, Any]) -> None:
-        _setup_process(config)
+        use_trial_threads(config)
         self.config = config
-        opts, errors = _parse(SubnetOptions, config.get("trainable_args"))
-        if opts is None:
-            raise ValueError("; ".join(errors))
-        self.opts: SubnetOptions = opts
+        self.opts = options_from_config(SubnetOptions, config)
         self.space = space_from_config(config)
         self.arch = self.space.canonical(config["arch"])
         self.arch_id = self.space.arch_id(self.arch)
         self.device = trial_device(config)
         self.train_cfg: dict[str, Any] = dict(config["train"])
         self.data = data_from_config(config, self.device, compact=True)
-        self.supernet, meta = load_supernet(opts.supernet, self.device)
+        self.supernet, meta = load_supernet(self.opts.supernet, self.device)
         self.child: nn.Module | None = None
         if meta["space"] != config["space"]:
             raise ValueError(
@@ -511,20 +466,12 @@ class SubnetTrainable(_Reusable):
         batch = int(self.train_cfg["batch_size"])
         recalibrate_bn(child, _bn_inputs(self.data, self.opts.bn_batches, batch, seed))
         result = dict(base)
-        result["val_loss"], result["val_acc"] = evaluate(
-            child,
-            self.data.val_x,
-            self.data.val_y,
-            transform=self.data.as_inputs,
-            batch_size=size,
-        )
+        splits = [("val", self.data.val_x, self.data.val_y)]
         if self.config["data"].get("evaluate_test") and self.data.test_x is not None:
-            result["test_loss"], result["test_acc"] = evaluate(
-                child,
-                self.data.test_x,
-                self.data.test_y,
-                transform=self.data.as_inputs,
-                batch_size=size,
+            splits.append(("test", self.data.test_x, self.data.test_y))
+        for split, x, y in splits:
+            result[f"{split}_loss"], result[f"{split}_acc"] = evaluate(
+                child, x, y, transform=self.data.as_inputs, batch_size=size
             )
         result["eval_time_s"] = time.perf_counter() - start
         return result
@@ -553,7 +500,7 @@ class SubnetTrainable(_Reusable):
     def check_config(exp: Any) -> list[str]:
         """Config checks before Ray starts; one ``field.path: message`` line each."""
         errors = _common_checks(exp, SubnetOptions)
-        opts, _ = _parse(SubnetOptions, exp.trainable_args)
+        opts, _ = parse_options(SubnetOptions, exp.trainable_args)
         if opts is not None and not errors:
             try:
                 state = checkpoint.load(Path(opts.supernet).parent, Path(opts.supernet).name)

@@ -42,27 +42,26 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from ray import tune
 from torch import nn
 
-from trainables import checkpoint
+from trainables.base import ReusableTrainable
 from trainables.child import (
     build_child,
     configure_determinism,
     data_from_config,
+    seed_trial,
     space_from_config,
     trial_device,
     trial_seed,
+    use_trial_threads,
 )
 from trainables.cost import measure_cost
 from trainables.data import batches
@@ -72,6 +71,7 @@ from trainables.oneshot.options import (
     NB201SearchArgs,
     OneShotOptions,
     check_oneshot_config,
+    options_from_config,
     parse_options,
     parse_search_args,
 )
@@ -130,7 +130,7 @@ class TrainTally:
 
 
 # --- helpers ------------------------------------------------------------------------------
-class OneShotTrainable(tune.Trainable):
+class OneShotTrainable(ReusableTrainable):
     """Base of the one-shot trainables: one search epoch per Tune step.
 
     Subclasses set :attr:`OPTIONS` and implement :meth:`_setup_method`, :meth:`_search_epoch`,
@@ -139,19 +139,12 @@ class OneShotTrainable(tune.Trainable):
 
     METRICS: ClassVar[tuple[str, ...]] = METRICS
     OPTIONS: ClassVar[type[OneShotOptions]] = OneShotOptions
+    CHECKPOINT_FILE = CHECKPOINT_FILE
     epoch: int
     arch: dict[str, Any] | None
     previous_arch: dict[str, Any] | None
 
     # --- Tune API ---------------------------------------------------------------------
-    def setup(self, config: dict[str, Any]) -> None:
-        logging.getLogger("ray").setLevel(logging.WARNING)
-        self._init(config)
-
-    def reset_config(self, new_config: dict[str, Any]) -> bool:
-        self._init(new_config)
-        return True
-
     def step(self) -> dict[str, Any]:
         start = time.perf_counter()
         metrics = self._search_epoch()
@@ -202,24 +195,19 @@ class OneShotTrainable(tune.Trainable):
         return result
 
     def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any] | None:
-        state = checkpoint.capture(
-            **self._training_objects(),
-            epoch=self.epoch,
+        self._save_training_state(
+            checkpoint_dir,
             previous_arch=self.previous_arch,
             arch=self.arch,
             method=self._method_state(),
         )
-        checkpoint.save(checkpoint_dir, CHECKPOINT_FILE, state)
         if self.arch is not None:
             (Path(checkpoint_dir) / DERIVED_ARCH_FILE).write_text(self._arch_json(self.arch))
         return None
 
     def load_checkpoint(self, checkpoint_dir: str | dict[str, Any] | None) -> None:
-        restored = checkpoint.restore_from(
-            checkpoint_dir, CHECKPOINT_FILE, **self._training_objects()
-        )
-        if restored is not None:
-            self.epoch, state = restored
+        state = self._restore_training_state(checkpoint_dir)
+        if state is not None:
             self.previous_arch, self.arch = state["previous_arch"], state["arch"]
             self._load_method_state(state["method"])
 
@@ -268,15 +256,10 @@ class OneShotTrainable(tune.Trainable):
         from search_spaces.models.supernet import build_supernet
 
         self.config = config
-        threads = max(1, int(config.get("resources", {}).get("cpu", 1)))
-        torch.set_num_threads(threads)
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-        opts, errors = parse_options(self.OPTIONS, config.get("trainable_args"))
-        if opts is None:
-            raise ValueError("; ".join(errors))
-        self.opts = opts
+        use_trial_threads(config)
+        self.opts = options_from_config(self.OPTIONS, config)
         self.space = space_from_config(config)
-        size, errors = parse_search_args(self.space.name, opts.search_args)
+        size, errors = parse_search_args(self.space.name, self.opts.search_args)
         if size is None:
             raise ValueError("; ".join(errors))
         self.search_size = {k: getattr(self.space, k) if v is None else v for k, v in size.items()}
@@ -290,9 +273,7 @@ class OneShotTrainable(tune.Trainable):
         if len(self.data.input_shape) != 3:
             raise ValueError(f"data.name: one-shot supernets need images, got {data_cfg['name']}")
         self._split_train(int(config.get("data_seed", 0)))
-        torch.manual_seed(self.seed)
-        np.random.seed(self.seed % 2**32)
-        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.generator = seed_trial(self.seed, self.device)
         self.net = build_supernet(
             self.space,
             num_classes=self.data.num_classes,
@@ -320,28 +301,25 @@ class OneShotTrainable(tune.Trainable):
 
     def w_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One shuffled pass over the weight half."""
-        size = int(self.train_cfg["batch_size"])
+        return self._shuffled_pass(self.w_x, self.w_y)
+
+    def a_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless shuffled passes over the architecture half."""
+        while True:
+            yield from self._shuffled_pass(self.a_x, self.a_y)
+
+    def _shuffled_pass(
+        self, x: torch.Tensor, y: torch.Tensor
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One shuffled, augmented pass over ``(x, y)`` in batches of ``train.batch_size``."""
         return batches(
-            self.w_x,
-            self.w_y,
-            batch_size=size,
+            x,
+            y,
+            batch_size=int(self.train_cfg["batch_size"]),
             shuffle=True,
             generator=self.generator,
             augment=self.data.augment,
         )
-
-    def a_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Endless shuffled passes over the architecture half."""
-        size = int(self.train_cfg["batch_size"])
-        while True:
-            yield from batches(
-                self.a_x,
-                self.a_y,
-                batch_size=size,
-                shuffle=True,
-                generator=self.generator,
-                augment=self.data.augment,
-            )
 
     def weight_step(self, loss: torch.Tensor) -> None:
         """Backward, clip (``train.grad_clip``), step the shared weights and the lr schedule."""

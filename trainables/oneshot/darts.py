@@ -35,7 +35,7 @@ Options (``trainable_args``): see :class:`DartsOptions`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,7 @@ from torch.func import functional_call
 from trainables.oneshot.common import OneShotOptions, OneShotTrainable, TrainTally
 
 __all__ = [
+    "AlphaTrainable",
     "DartsOptions",
     "DartsTrainable",
     "arch_entropy",
@@ -238,8 +239,55 @@ def second_order_arch_grads(
     return {k: d - xi * (p - m) / (2 * eps) for k, d, p, m in zip(keys, d_alpha, plus, minus)}
 
 
-# --- the trainable --------------------------------------------------------------------------
-class DartsTrainable(OneShotTrainable):
+# --- the trainables ------------------------------------------------------------------------
+class _ArchOptions(Protocol):
+    """The options of a method with Adam-trained architecture weights (DARTS, GDAS)."""
+
+    @property
+    def arch_lr(self) -> float: ...
+    @property
+    def arch_weight_decay(self) -> float: ...
+    @property
+    def arch_betas(self) -> tuple[float, float]: ...
+    @property
+    def arch_init_scale(self) -> float: ...
+
+
+class AlphaTrainable(OneShotTrainable):
+    """Base of the methods that learn architecture weights ``alpha`` with Adam (DARTS, GDAS).
+
+    ``alpha`` starts as ``arch_init_scale * N(0, 1)`` drawn on the CPU from the trial's seed;
+    the alphas and their optimizer are the method's checkpointed state.
+    """
+
+    def _setup_method(self) -> None:
+        opts = cast("_ArchOptions", self.opts)  # a subclass's OPTIONS carry the arch_* fields
+        self.alphas = self.net.init_alphas(
+            scale=opts.arch_init_scale,
+            generator=torch.Generator().manual_seed(self.seed),
+            device=self.device,
+        )
+        self.arch_optimizer = torch.optim.Adam(
+            list(self.alphas.values()),
+            lr=opts.arch_lr,
+            betas=opts.arch_betas,
+            weight_decay=opts.arch_weight_decay,
+        )
+
+    def _method_state(self) -> dict[str, Any]:
+        return {
+            "alphas": {k: a.detach().cpu() for k, a in self.alphas.items()},
+            "arch_optimizer": self.arch_optimizer.state_dict(),
+        }
+
+    def _load_method_state(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for key, alpha in self.alphas.items():
+                alpha.copy_(state["alphas"][key])
+        self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+
+
+class DartsTrainable(AlphaTrainable):
     """First- or second-order DARTS on the ``nb201`` or ``darts`` supernet, an epoch a step."""
 
     METHOD = "darts"
@@ -247,20 +295,9 @@ class DartsTrainable(OneShotTrainable):
     opts: DartsOptions
 
     def _setup_method(self) -> None:
-        self.alphas = self.net.init_alphas(
-            scale=self.opts.arch_init_scale, generator=self._cpu_generator(), device=self.device
-        )
-        self.arch_optimizer = torch.optim.Adam(
-            list(self.alphas.values()),
-            lr=self.opts.arch_lr,
-            betas=self.opts.arch_betas,
-            weight_decay=self.opts.arch_weight_decay,
-        )
+        super()._setup_method()
         self.total_steps = self.steps_per_epoch * int(self.train_cfg["epochs"])
         self.global_step = 0
-
-    def _cpu_generator(self) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed)
 
     def aux_skip(self) -> float:
         """The DARTS- auxiliary skip weight now (0 unless ``remedy: darts_minus``)."""
@@ -330,15 +367,8 @@ class DartsTrainable(OneShotTrainable):
         return self.net(x, softmax_weights(self.alphas), aux_skip=self.aux_skip())
 
     def _method_state(self) -> dict[str, Any]:
-        return {
-            "alphas": {k: a.detach().cpu() for k, a in self.alphas.items()},
-            "arch_optimizer": self.arch_optimizer.state_dict(),
-            "global_step": self.global_step,
-        }
+        return {**super()._method_state(), "global_step": self.global_step}
 
     def _load_method_state(self, state: dict[str, Any]) -> None:
-        with torch.no_grad():
-            for key, alpha in self.alphas.items():
-                alpha.copy_(state["alphas"][key])
-        self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+        super()._load_method_state(state)
         self.global_step = int(state["global_step"])

@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, ValidationInfo, field_validator
 
-from trainables.oneshot.common import OneShotOptions, OneShotTrainable, TrainTally
-from trainables.oneshot.darts import arch_entropy, softmax_weights
+from trainables.oneshot.common import OneShotOptions, TrainTally
+from trainables.oneshot.darts import AlphaTrainable, arch_entropy, softmax_weights
 
 Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 
@@ -102,7 +102,7 @@ def gumbel_path(
     return weights, sample
 
 
-class GdasTrainable(OneShotTrainable):
+class GdasTrainable(AlphaTrainable):
     """GDAS on the ``nb201`` or ``darts`` supernet, one epoch a step."""
 
     METHOD = "gdas"
@@ -110,17 +110,7 @@ class GdasTrainable(OneShotTrainable):
     opts: GdasOptions
 
     def _setup_method(self) -> None:
-        self.alphas = self.net.init_alphas(
-            scale=self.opts.arch_init_scale,
-            generator=torch.Generator().manual_seed(self.seed),
-            device=self.device,
-        )
-        self.arch_optimizer = torch.optim.Adam(
-            list(self.alphas.values()),
-            lr=self.opts.arch_lr,
-            betas=self.opts.arch_betas,
-            weight_decay=self.opts.arch_weight_decay,
-        )
+        super()._setup_method()
         self.eval_sample: dict[str, list[int]] | None = None
 
     def tau(self) -> float:
@@ -166,15 +156,3 @@ class GdasTrainable(OneShotTrainable):
         if self.eval_sample is None:
             self._derive()
         return self.net(x, sample=self.eval_sample)
-
-    def _method_state(self) -> dict[str, Any]:
-        return {
-            "alphas": {k: a.detach().cpu() for k, a in self.alphas.items()},
-            "arch_optimizer": self.arch_optimizer.state_dict(),
-        }
-
-    def _load_method_state(self, state: dict[str, Any]) -> None:
-        with torch.no_grad():
-            for key, alpha in self.alphas.items():
-                alpha.copy_(state["alphas"][key])
-        self.arch_optimizer.load_state_dict(state["arch_optimizer"])

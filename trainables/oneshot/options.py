@@ -10,7 +10,7 @@ Unknown keys and bad values are reported with their field path
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -21,12 +21,16 @@ __all__ = [
     "NB201SearchArgs",
     "OneShotOptions",
     "check_oneshot_config",
+    "options_from_config",
     "parse_options",
     "parse_search_args",
+    "seed_only_errors",
 ]
 
 #: The outer strategies a one-shot experiment may use (its trials only take a seed from them).
 OUTER_STRATEGIES = ("random", "grid")
+
+Options = TypeVar("Options", bound=BaseModel)
 
 
 class OneShotOptions(BaseModel):
@@ -109,12 +113,12 @@ def _error_lines(err: ValidationError, prefix: str, unknown: str) -> list[str]:
 
 
 def parse_options(
-    cls: type[OneShotOptions], args: Mapping[str, Any] | None
-) -> tuple[OneShotOptions | None, list[str]]:
+    cls: type[Options], args: Mapping[str, Any] | None
+) -> tuple[Options | None, list[str]]:
     """Build ``cls`` from ``trainable_args``; errors are ``trainable_args.<key>: ...`` lines.
 
     Args:
-        cls: The method's options model.
+        cls: The method's options model (a one-shot method's, or any pydantic model).
         args: ``config["trainable_args"]`` (None: all defaults).
 
     Returns:
@@ -125,6 +129,18 @@ def parse_options(
     except ValidationError as err:
         known = f"unknown option; known options: {sorted(cls.model_fields)}"
         return None, _error_lines(err, "trainable_args", known)
+
+
+def options_from_config(cls: type[Options], config: Mapping[str, Any]) -> Options:
+    """A trial's ``trainable_args`` (``config["trainable_args"]``) as ``cls``.
+
+    Raises:
+        ValueError: The :func:`parse_options` error lines, joined by ``; ``.
+    """
+    opts, errors = parse_options(cls, config.get("trainable_args"))
+    if opts is None:
+        raise ValueError("; ".join(errors))
+    return opts
 
 
 def parse_search_args(
@@ -181,20 +197,36 @@ def check_oneshot_config(exp: Any, options: type[OneShotOptions]) -> list[str]:
         errors.append(f"data.name: unknown dataset {exp.data.name!r}; known: {list(DATASETS)}")
     elif exp.data.name in ("wine", "breast_cancer"):
         errors.append(f"data.name: one-shot supernets need images; {exp.data.name!r} is tabular")
-    if exp.strategy.name not in OUTER_STRATEGIES:
-        errors.append(
-            f"strategy.name: {exp.strategy.name!r} learns from the proposed arch, but a one-shot "
-            f"trial only uses it as a seed; use one of {list(OUTER_STRATEGIES)}"
-        )
-    if exp.objective.constraints:
-        errors.append(
-            "objective.constraints: a one-shot trial derives its arch while it runs and cannot "
-            "refuse it before training; remove them (the final result reports the derived "
-            "child's params/flops/latency_ms)"
-        )
+    errors += seed_only_errors(
+        exp,
+        strategy=f"{exp.strategy.name!r} learns from the proposed arch, but a one-shot trial "
+        "only uses it as a seed",
+        constraints="a one-shot trial derives its arch while it runs and cannot refuse it "
+        "before training; remove them (the final result reports the derived child's "
+        "params/flops/latency_ms)",
+    )
     if exp.scheduler.name == "pbt_evolution":
         errors.append(
             "scheduler.name: pbt_evolution mutates a trial's arch; one-shot trials derive theirs "
             "(use fifo, asha, hyperband or median)"
         )
+    return errors
+
+
+def seed_only_errors(exp: Any, *, strategy: str, constraints: str) -> list[str]:
+    """The checks of a trainable whose trials only take a seed from the proposed arch.
+
+    Args:
+        exp: The experiment.
+        strategy: Why, when the outer strategy is not one of :data:`OUTER_STRATEGIES`.
+        constraints: Why, and what to do, when the objective has constraints.
+
+    Returns:
+        A ``strategy.name: ...`` and an ``objective.constraints: ...`` line, where they apply.
+    """
+    errors = []
+    if exp.strategy.name not in OUTER_STRATEGIES:
+        errors.append(f"strategy.name: {strategy}; use one of {list(OUTER_STRATEGIES)}")
+    if exp.objective.constraints:
+        errors.append(f"objective.constraints: {constraints}")
     return errors
