@@ -78,17 +78,23 @@ def test_strategies_depend_on_the_space_and_registries_only() -> None:
 
 #: The runner and the modules it is made of (the Tune setup, Ray's start, the run's notes).
 RUNNER = (
-    "raynas.runner",
-    "raynas.tune_setup",
-    "raynas.ray_setup",
-    "raynas.run_notes",
-    "raynas.storage",
+    "raynas.experiment.runner",
+    "raynas.experiment.tune_setup",
+    "raynas.experiment.ray_setup",
+    "raynas.experiment.run_notes",
+    "raynas.experiment.storage",
     "raynas.cli",
 )
 
 
 @pytest.mark.parametrize(
-    "results", ["raynas.analysis", "raynas.analysis_read", "raynas.plots", "raynas.analysis_cli"]
+    "results",
+    [
+        "raynas.results.analysis",
+        "raynas.results.analysis_read",
+        "raynas.results.plots",
+        "raynas.results.analysis_cli",
+    ],
 )
 def test_results_never_import_the_runner(results: str) -> None:
     assert _offenders(results, RUNNER) == []
@@ -96,7 +102,11 @@ def test_results_never_import_the_runner(results: str) -> None:
 
 @pytest.mark.parametrize("package", ["trainables", "search_spaces"])
 def test_trainables_and_spaces_use_public_pieces_only(package: str) -> None:
-    config = ("raynas.config", "raynas.config_rules", "raynas.config_check")
+    config = (
+        "raynas.experiment.config",
+        "raynas.experiment.config_rules",
+        "raynas.experiment.config_check",
+    )
     public = ("raynas.space", "raynas.registry", *config, "raynas.bench.table")
     allowed = (*public, "trainables", "search_spaces")
     assert _offenders(package, ("raynas", "trainables", "search_spaces"), allowed) == []

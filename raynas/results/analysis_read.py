@@ -16,8 +16,8 @@ the driver was killed).
 
 The tables have a stable schema (:data:`TRIAL_COLUMNS`, :data:`CURVE_COLUMNS`, fixed names,
 order and dtypes, present even with zero trials), followed by any further metrics a trainable
-reports (sorted, float) and, in ``trials``, the ``arch.*`` columns. :mod:`raynas.analysis`
-queries them (:class:`~raynas.analysis.ExperimentResult`).
+reports (sorted, float) and, in ``trials``, the ``arch.*`` columns. :mod:`raynas.results.analysis`
+queries them (:class:`~raynas.results.analysis.ExperimentResult`).
 """
 
 from __future__ import annotations
