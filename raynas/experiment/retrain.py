@@ -53,12 +53,9 @@ from raynas.cli_args import add_overrides
 from raynas.experiment.config import ConfigError, Experiment
 from raynas.experiment.config_check import check_experiment
 from raynas.experiment.config_load import load_config
-from raynas.files import CONFIG_FILE, parse_trial_dir_name
+from raynas.files import CLASSIFY_METRICS, CONFIG_FILE, DERIVED_ARCH_FILE, parse_trial_dir_name
 
 LINK_FILE = "retrain_of.json"
-DERIVED_ARCH_FILE = "derived_arch.json"
-#: Metrics the ``classify`` trainable reports (a retrain keeps the search's objective if listed).
-CLASSIFY_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "test_acc", "test_loss")
 #: The validation split of a retraining that is not final when the search had none.
 DEFAULT_VAL_FRACTION = 0.2
 

@@ -256,7 +256,7 @@ def export_trial(
     from torch import nn
 
     from raynas.experiment.config import ConfigError
-    from raynas.experiment.retrain import DERIVED_ARCH_FILE
+    from raynas.files import DERIVED_ARCH_FILE
     from raynas.results.analysis import ExperimentResult, load
     from trainables import checkpoint
 
