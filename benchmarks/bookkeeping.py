@@ -73,7 +73,7 @@ RAYNAS = (
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import raynas
-from raynas.ray_setup import init_ray
+from raynas.experiment.ray_setup import init_ray
 
 config = json.loads(sys.argv[2])
 init_ray(None)

@@ -79,8 +79,8 @@ def measure(method: str, space: str, device: str, args: argparse.Namespace) -> d
     import torch
 
     import trainables.oneshot.common as common
-    from raynas.config import trial_settings
-    from raynas.config_load import load_config
+    from raynas.experiment.config import trial_settings
+    from raynas.experiment.config_load import load_config
     from raynas.registry import TRAINABLES, get_space
 
     torch.set_num_threads(args.threads)

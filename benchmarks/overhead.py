@@ -198,7 +198,7 @@ RAYNAS_TRAIN = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import raynas
-from raynas.ray_setup import init_ray
+from raynas.experiment.ray_setup import init_ray
 
 config = json.loads(sys.argv[2])
 init_ray(None)
@@ -220,7 +220,7 @@ RAYNAS_TABULAR = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import raynas
-from raynas.ray_setup import init_ray
+from raynas.experiment.ray_setup import init_ray
 
 config = json.loads(sys.argv[2])
 init_ray(None)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 import raynas
-from raynas.config_load import load_config
+from raynas.experiment.config_load import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,8 +10,8 @@ and the same number of children at once:
 - **raynas**: ``--strategy`` (default regularized evolution) with ASHA on ``epoch``.
 
 Each side's winner (the best validation accuracy of the search) is then retrained from
-scratch by ``raynas.retrain`` with one recipe for both (``--final``: the whole training split,
-the official 10,000-image test split reported), once per ``--retrain-seeds`` seed, and the
+scratch by ``raynas.experiment.retrain`` with one recipe for both (``--final``: the whole training
+split, the official 10,000-image test split reported), once per ``--retrain-seeds`` seed, and the
 held-aside ``test_acc`` is what this script compares (mean +- std over the seeds, Welch's
 one-sided t-test raynas > random). The search signal (``val_acc``) is never the reported
 figure. The sides run one after the other, in the order ``--order`` gives (alternate it
@@ -72,7 +72,7 @@ def search_config(args: argparse.Namespace, side: str, storage: str) -> dict[str
 def run_side(args: argparse.Namespace, side: str, storage: str) -> dict[str, Any]:
     """Search, then retrain the winner per seed; the figures of one side."""
     import raynas
-    from raynas.retrain import retrain, seed_summary
+    from raynas.experiment.retrain import retrain, seed_summary
 
     t0 = time.perf_counter()
     result = raynas.run(search_config(args, side, storage), verbose=False)

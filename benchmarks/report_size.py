@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)
 
-    from raynas.analysis import load
     from raynas.report import write_report
+    from raynas.results.analysis import load
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = synthesise(Path(tmp) / "big", args.trials, args.epochs)

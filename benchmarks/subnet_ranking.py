@@ -119,8 +119,8 @@ def make(cls: type, data: dict[str, Any], arch: dict[str, Any], logdir: Path) ->
     """A trainable of ``cls`` built as Tune builds it, for ``arch``."""
     import ray.tune.trainable.trainable as tune_trainable
 
-    from raynas.config import trial_settings
-    from raynas.config_load import load_config
+    from raynas.experiment.config import trial_settings
+    from raynas.experiment.config_load import load_config
 
     config = trial_settings(load_config(data))
     config["arch"] = arch

@@ -34,10 +34,10 @@ __version__ = "0.1.0"
 
 # Heavy parts (Ray, torch) load on first use, so `import raynas` stays fast.
 _LAZY = {
-    "raynas.config": ("Experiment", "ConfigError"),
-    "raynas.config_load": ("load_config",),
-    "raynas.runner": ("run", "resume"),
-    "raynas.analysis": ("ExperimentResult", "load"),
+    "raynas.experiment.config": ("Experiment", "ConfigError"),
+    "raynas.experiment.config_load": ("load_config",),
+    "raynas.experiment.runner": ("run", "resume"),
+    "raynas.results.analysis": ("ExperimentResult", "load"),
     "raynas.strategies": ("register_strategy", "get_strategy", "list_strategies"),
     "raynas.registry": ("register_trainable",),
 }

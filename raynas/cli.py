@@ -25,12 +25,12 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command kill
 #: parsers with ``set_defaults(func=handler)``; ``handler(args) -> int`` is the exit code.
 #: Their module-level imports stay light (no torch, no Ray) so ``--help`` is fast.
 CLI_EXTENSIONS: tuple[str, ...] = (
-    "raynas.analysis_cli",
+    "raynas.results.analysis_cli",
     "raynas.bench.cli",
     "raynas.proxies.cli",
-    "raynas.export",
-    "raynas.retrain",
-    "raynas.config_reference",
+    "raynas.results.export",
+    "raynas.experiment.retrain",
+    "raynas.experiment.config_reference",
     "raynas.report.cli",
     "raynas.latency.cli",
 )
@@ -166,7 +166,7 @@ def _version() -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from raynas.runner import run
+    from raynas.experiment.runner import run
 
     result = run(
         args.config,
@@ -182,7 +182,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from raynas.runner import resume
+    from raynas.experiment.runner import resume
 
     result = resume(
         args.dir, address=args.address, verbose=_verbosity(args), overrides=args.overrides
@@ -202,9 +202,9 @@ def _search_exit(result: Any) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from raynas.config_check import check_experiment
-    from raynas.config_load import load_config
-    from raynas.run_notes import run_notes
+    from raynas.experiment.config_check import check_experiment
+    from raynas.experiment.config_load import load_config
+    from raynas.experiment.run_notes import run_notes
 
     exp = load_config(args.config, overrides=args.overrides)
     check_experiment(exp)
@@ -235,7 +235,7 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
         _table(("decision", "options"), genes)
         return EXIT_OK
     if args.config:
-        from raynas.config_load import load_config
+        from raynas.experiment.config_load import load_config
 
         exp = load_config(args.config)
         load_plugins(exp.plugins, exp.plugin_path)
@@ -266,7 +266,7 @@ def _cmd_strategies(args: argparse.Namespace) -> int:
 
 
 def _cmd_schedulers(args: argparse.Namespace) -> int:
-    from raynas.schedulers import scheduler_arguments, scheduler_descriptions
+    from raynas.experiment.schedulers import scheduler_arguments, scheduler_descriptions
 
     about = scheduler_descriptions()
     for name, params in scheduler_arguments().items():
@@ -299,8 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_OK
-    from raynas.config import ConfigError
-    from raynas.lock import keeping_locks
+    from raynas.experiment.config import ConfigError
+    from raynas.experiment.lock import keeping_locks
     from raynas.registry import RegistryError
     from raynas.space import InvalidArchitecture, SpaceDefinitionError
 

@@ -81,9 +81,9 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 
 def flag_errors(lines: list[str]) -> None:
-    """Raise :class:`raynas.config.ConfigError` with ``lines`` (each naming the flag, column or
-    file at fault), if any: ``raynas`` prints them and exits 2."""
-    from raynas.config import ConfigError
+    """Raise :class:`raynas.experiment.config.ConfigError` with ``lines`` (each naming the flag,
+    column or file at fault), if any: ``raynas`` prints them and exits 2."""
+    from raynas.experiment.config import ConfigError
 
     if lines:
         raise ConfigError(lines)

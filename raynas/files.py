@@ -1,7 +1,8 @@
-"""The names of the files raynas writes into an experiment folder, defined once.
+"""The names of the files raynas writes into an experiment folder, and of the metrics in them,
+defined once.
 
-The runner writes them, the results layer (analysis, export, retrain) reads them; both import
-the names from here and from nowhere else.
+The runner and the trainables write them, the results layer (analysis, export) and retrain read
+them; all import the names from here and from nowhere else.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ JOURNAL_FILE = "raynas_journal.jsonl"
 STATE_FILE = "raynas_state.pkl"
 #: Tune's state files of one step (``{name: bytes}`` pickle), a consistent set for resume.
 SNAPSHOT_FILE = "raynas_snapshot.pkl"
+#: A one-shot trial's derived architecture (JSON), in its folder and in each checkpoint.
+DERIVED_ARCH_FILE = "derived_arch.json"
+#: The metrics the ``classify`` trainable reports each epoch (the results tables' fixed columns).
+CLASSIFY_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "test_acc", "test_loss")
 
 
 def trial_dir_name(index: int | None, trial_id: str, arch_id: str | None) -> str:

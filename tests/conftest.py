@@ -22,7 +22,7 @@ def ray_session() -> Iterator[None]:
     """One ``ray.init`` shared by every test that needs a Ray runtime."""
     import ray
 
-    from raynas.ray_setup import init_ray
+    from raynas.experiment.ray_setup import init_ray
 
     # Ray workers inherit the driver's environment: let them import test plugins
     # (``plugins: [tests.faulty]``) from the repository.
@@ -76,7 +76,7 @@ def journaled_results(folder: Path) -> dict[str, list[str]]:
     The journal (``raynas_journal.jsonl``) is fsynced as each trial ends, so these are kept,
     byte for byte, by any later ``raynas resume``. Crash tests compare them.
     """
-    from raynas.journal import finished_trials
+    from raynas.experiment.journal import finished_trials
 
     done = finished_trials(folder)
     out = {}

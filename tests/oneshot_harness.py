@@ -10,8 +10,8 @@ from typing import Any
 import ray.tune.trainable.trainable as tune_trainable
 
 import raynas
-from raynas.config import trial_settings
-from raynas.config_load import load_config
+from raynas.experiment.config import trial_settings
+from raynas.experiment.config_load import load_config
 from tests.conftest import small_experiment
 
 

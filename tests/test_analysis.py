@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 import raynas
-from raynas.analysis import CURVE_COLUMNS, STATUSES, TRIAL_COLUMNS, load
 from raynas.cli import main as cli_main
+from raynas.results.analysis import CURVE_COLUMNS, STATUSES, TRIAL_COLUMNS, load
 from tests.conftest import QUICKSTART, REPO, raynas_run_argv, small_experiment
 
 ARCH = {

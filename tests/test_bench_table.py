@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from raynas.bench.table import ArchNotInTable, TableError, load_table, read_meta, write_table
-from raynas.journal import finished_trials
+from raynas.experiment.journal import finished_trials
 from raynas.registry import get_space
 from tests.conftest import REPO, VENV_BIN, journaled_results
 

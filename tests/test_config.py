@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from raynas.cli import main
-from raynas.config import ConfigError, Experiment
-from raynas.config_check import check_experiment
-from raynas.config_load import apply_overrides, load_config
-from raynas.config_rules import parse_constraint, violated_constraints
+from raynas.experiment.config import ConfigError, Experiment
+from raynas.experiment.config_check import check_experiment
+from raynas.experiment.config_load import apply_overrides, load_config
+from raynas.experiment.config_rules import parse_constraint, violated_constraints
 from tests.conftest import QUICKSTART, REPO, small_experiment
 
 

@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from raynas.cli import main
-from raynas.config import Experiment
-from raynas.config_rules import DATASET_CLASSES
+from raynas.experiment.config import Experiment
+from raynas.experiment.config_rules import DATASET_CLASSES
 from raynas.registry import SPACES, TRAINABLES
 from raynas.strategies import STRATEGIES
 from tests.conftest import small_experiment
@@ -54,9 +54,11 @@ def ray_forbidden() -> Iterator[None]:
         raise AssertionError("a malformed input reached Ray")
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("raynas.runner.init_ray", refuse)
-        mp.setattr("raynas.ray_setup.init_ray", refuse)  # retrain and proxies look it up here
-        mp.setattr("raynas.runner.fit_experiment", refuse)
+        mp.setattr("raynas.experiment.runner.init_ray", refuse)
+        mp.setattr(
+            "raynas.experiment.ray_setup.init_ray", refuse
+        )  # retrain and proxies look it up here
+        mp.setattr("raynas.experiment.runner.fit_experiment", refuse)
         yield
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import yaml
 
 from raynas.cli import main
-from raynas.config import Experiment
-from raynas.config_load import apply_overrides, load_config
-from raynas.config_reference import REFERENCE_PAGE, reference
+from raynas.experiment.config import Experiment
+from raynas.experiment.config_load import apply_overrides, load_config
+from raynas.experiment.config_reference import REFERENCE_PAGE, reference
 from tests.conftest import REPO
 
 

@@ -23,12 +23,12 @@ import torch
 from sklearn.datasets import load_digits
 
 import raynas
-import raynas.export as export_module
+import raynas.results.export as export_module
 from raynas.cli import main as cli_main
-from raynas.config import ConfigError, trial_settings
-from raynas.config_load import load_config
-from raynas.export import evaluate_accuracy, export_trial, load_exported
+from raynas.experiment.config import ConfigError, trial_settings
+from raynas.experiment.config_load import load_config
 from raynas.files import trial_dirs_of
+from raynas.results.export import evaluate_accuracy, export_trial, load_exported
 from tests.conftest import QUICKSTART, REPO
 from tests.test_analysis import real_experiment, write_experiment, write_state, write_trial
 from trainables.classify import ClassifyTrainable

@@ -17,9 +17,9 @@ import torch
 import yaml
 
 from raynas.cli import main
-from raynas.config import ConfigError, DataConfig
-from raynas.config_load import load_config
-from raynas.config_rules import DATASET_CLASSES, limit_problem
+from raynas.experiment.config import ConfigError, DataConfig
+from raynas.experiment.config_load import load_config
+from raynas.experiment.config_rules import DATASET_CLASSES, limit_problem
 from tests.conftest import REPO, raynas_run_argv
 from trainables.data import clear_cache, load_dataset
 

@@ -17,10 +17,10 @@ import yaml
 from torch import nn
 
 import raynas
-from raynas.config import ConfigError
-from raynas.config_check import check_experiment
-from raynas.config_load import load_config
-from raynas.constraints import ConstraintCheck, driver_metrics
+from raynas.experiment.config import ConfigError
+from raynas.experiment.config_check import check_experiment
+from raynas.experiment.config_load import load_config
+from raynas.experiment.constraints import ConstraintCheck, driver_metrics
 from raynas.latency import LatencyError, LatencyTable, decomposition_for, profile_space
 from raynas.registry import resolve_space
 from search_spaces.models.mobilenet_net import InvertedResidual, SqueezeExcite

@@ -1,12 +1,13 @@
 """The layering, checked on the source: an import that crosses a line fails here.
 
 In one sentence: ``raynas.space`` depends on nothing else of raynas; the strategies on the
-space and the registries; the experiment layer (config, runner with its Tune and Ray setup,
-journal, schedulers) on those; the results layer (analysis, plots, export) reads experiment
-folders and never imports the runner; ``trainables`` and ``search_spaces`` use raynas' public
-pieces only (the space DSL, the registries, the config schema with its rules and checks, the
-bench tables), never the runner; and the module-level imports have no cycle (a function-level
-import is how a module reaches a higher layer lazily, e.g. the config's semantic checks).
+space and the registries; the experiment layer (``raynas.experiment``: config, runner with its
+Tune and Ray setup, journal, schedulers) on those; the results layer (``raynas.results``:
+analysis, plots, export; and the report) reads experiment folders and never imports the
+runner; ``trainables`` and ``search_spaces`` use raynas' public pieces only (the space DSL, the
+registries, the folder's file names, the config schema with its rules and checks, the bench
+tables), never the runner; and the module-level imports have no cycle (a function-level import
+is how a module reaches a higher layer lazily, e.g. the config's semantic checks).
 """
 
 from __future__ import annotations
@@ -78,26 +79,28 @@ def test_strategies_depend_on_the_space_and_registries_only() -> None:
 
 #: The runner and the modules it is made of (the Tune setup, Ray's start, the run's notes).
 RUNNER = (
-    "raynas.runner",
-    "raynas.tune_setup",
-    "raynas.ray_setup",
-    "raynas.run_notes",
-    "raynas.storage",
+    "raynas.experiment.runner",
+    "raynas.experiment.tune_setup",
+    "raynas.experiment.ray_setup",
+    "raynas.experiment.run_notes",
+    "raynas.experiment.storage",
     "raynas.cli",
 )
 
 
-@pytest.mark.parametrize(
-    "results", ["raynas.analysis", "raynas.analysis_read", "raynas.plots", "raynas.analysis_cli"]
-)
+@pytest.mark.parametrize("results", ["raynas.results", "raynas.report"])
 def test_results_never_import_the_runner(results: str) -> None:
     assert _offenders(results, RUNNER) == []
 
 
 @pytest.mark.parametrize("package", ["trainables", "search_spaces"])
 def test_trainables_and_spaces_use_public_pieces_only(package: str) -> None:
-    config = ("raynas.config", "raynas.config_rules", "raynas.config_check")
-    public = ("raynas.space", "raynas.registry", *config, "raynas.bench.table")
+    config = (
+        "raynas.experiment.config",
+        "raynas.experiment.config_rules",
+        "raynas.experiment.config_check",
+    )
+    public = ("raynas.space", "raynas.registry", "raynas.files", *config, "raynas.bench.table")
     allowed = (*public, "trainables", "search_spaces")
     assert _offenders(package, ("raynas", "trainables", "search_spaces"), allowed) == []
 
@@ -120,3 +123,10 @@ def test_module_level_imports_have_no_cycle() -> None:
         if node not in state:
             visit(node, [node])
     assert cycles == []
+
+
+@pytest.mark.parametrize("package", ["raynas.experiment", "raynas.results"])
+def test_a_layer_package_imports_nothing_itself(package: str) -> None:
+    """Importing ``raynas.experiment.config`` (as the trainables do) must not pull in the runner
+    through its package's ``__init__``."""
+    assert ALL.get(package, set()) == set()

@@ -1,4 +1,4 @@
-"""The result loggers (raynas/loggers.py): rows go straight into a local experiment folder,
+"""The result loggers (raynas/experiment/loggers.py): rows go straight into a local experiment folder,
 and for remote storage the driver's copy of a restarted trial's files is kept.
 
 The trial below carries the attributes Tune's logger callbacks read; the files, the storage
@@ -15,7 +15,7 @@ import pyarrow.fs
 import pytest
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-from raynas.loggers import CsvProgressLogger, JsonResultLogger, result_loggers, rows_dir
+from raynas.experiment.loggers import CsvProgressLogger, JsonResultLogger, result_loggers, rows_dir
 
 
 class _Trial(SimpleNamespace):

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from raynas.analysis import non_dominated
 from raynas.registry import get_space
+from raynas.results.analysis import non_dominated
 from raynas.strategies import StrategyError, get_strategy
 from raynas.strategies.moea import MOEA, crowding_distance, dominates, non_dominated_sort
 from raynas.testing.strategies import HandDriver, run_strategy_conformance

@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 import raynas
-from raynas.config import ConfigError
-from raynas.config_check import check_experiment
-from raynas.config_load import load_config
-from raynas.export import export_trial
+from raynas.experiment.config import ConfigError
+from raynas.experiment.config_check import check_experiment
+from raynas.experiment.config_load import load_config
+from raynas.results.export import export_trial
 from search_spaces.models.supernet import NB201Supernet
 from tests.conftest import small_experiment
 from tests.oneshot_harness import make_oneshot_trainable, run_oneshot

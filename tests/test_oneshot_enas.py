@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import raynas
-from raynas.config import ConfigError
-from raynas.config_check import check_experiment
-from raynas.config_load import load_config
+from raynas.experiment.config import ConfigError
+from raynas.experiment.config_check import check_experiment
+from raynas.experiment.config_load import load_config
 from tests.conftest import small_experiment
 from tests.oneshot_harness import make_oneshot_trainable, run_oneshot
 from trainables.oneshot.common import DERIVED_ARCH_FILE

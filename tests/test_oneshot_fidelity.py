@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import raynas
-from raynas.config import ConfigError, Experiment
-from raynas.config_check import check_experiment
-from raynas.config_load import load_config
+from raynas.experiment.config import ConfigError, Experiment
+from raynas.experiment.config_check import check_experiment
+from raynas.experiment.config_load import load_config
 from search_spaces.models.supernet import SIZE_ARGS
 from tests.conftest import small_experiment
 from tests.test_oneshot_darts import make_trainable
@@ -272,7 +272,7 @@ def test_enas_derive_portion_must_leave_data_for_the_controller() -> None:
 
 
 def test_retrain_builds_the_evaluation_network_not_the_search_size(tmp_path: Path) -> None:
-    from raynas.retrain import retrain_config
+    from raynas.experiment.retrain import retrain_config
 
     search = load_search_experiment(
         tmp_path,

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import raynas
-from raynas.config_load import load_config
-from raynas.run_notes import run_notes
-from raynas.tune_setup import checkpoints_to_keep, tune_config
+from raynas.experiment.config_load import load_config
+from raynas.experiment.run_notes import run_notes
+from raynas.experiment.tune_setup import checkpoints_to_keep, tune_config
 from tests.conftest import QUICKSTART
 from tests.test_trainable_classify import STRONG, make_config, make_trainable
 
@@ -116,7 +116,7 @@ def test_a_stale_stop_tune_cached_for_an_exploited_trial_is_dropped_when_it_runs
     from ray.tune.schedulers import TrialScheduler
     from ray.tune.schedulers.pbt import _PBTTrialState
 
-    from raynas.schedulers import build_scheduler
+    from raynas.experiment.schedulers import build_scheduler
 
     pbt = build_scheduler(load_config(QUICKSTART, overrides=[*PBT, "scheduler.synch=true"]))
 
@@ -147,7 +147,7 @@ def test_after_a_resume_a_trial_with_no_checkpoint_is_not_ranked_at_the_barrier(
 
     from ray.tune.schedulers.pbt import _PBTTrialState
 
-    from raynas.schedulers import build_scheduler
+    from raynas.experiment.schedulers import build_scheduler
 
     pbt = build_scheduler(load_config(QUICKSTART, overrides=[*PBT, "scheduler.synch=true"]))
     pbt.set_search_properties("val_acc", "max")  # what Tune does with the run's objective
@@ -188,7 +188,7 @@ def test_after_a_resume_a_trial_with_no_checkpoint_is_not_ranked_at_the_barrier(
 
 
 def _synch_pbt() -> Any:
-    from raynas.schedulers import build_scheduler
+    from raynas.experiment.schedulers import build_scheduler
 
     pbt = build_scheduler(load_config(QUICKSTART, overrides=[*PBT, "scheduler.synch=true"]))
     pbt.set_search_properties("val_acc", "max")

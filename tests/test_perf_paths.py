@@ -12,8 +12,8 @@ import pytest
 import ray.tune.trainable.trainable as tune_trainable
 
 import raynas
-from raynas.config import trial_settings
-from raynas.config_load import load_config
+from raynas.experiment.config import trial_settings
+from raynas.experiment.config_load import load_config
 from raynas.space import Choice, Space
 from raynas.strategies import get_strategy
 from raynas.testing.strategies import HandDriver, hash_objective, small_space

@@ -1,4 +1,4 @@
-"""``raynas.plots`` and ``raynas analyze --plots``: every plot is written, non-empty, not blank."""
+"""``raynas.results.plots`` and ``raynas analyze --plots``: every plot is written, non-empty, not blank."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from raynas.analysis import load
 from raynas.cli import main as cli_main
-from raynas.plots import (
+from raynas.results.analysis import load
+from raynas.results.plots import (
     metric_label,
     op_columns,
     plot_all,
@@ -139,16 +139,16 @@ def test_plots_of_a_real_run(
 @pytest.fixture
 def figures(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """The matplotlib figures the plot functions save, in order."""
-    import raynas.plots
+    import raynas.results.plots
 
     drawn: list[object] = []
-    save = raynas.plots._save
+    save = raynas.results.plots._save
 
     def keep(fig: object, path: str | Path) -> Path:
         drawn.append(fig)
         return save(fig, path)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(raynas.plots, "_save", keep)
+    monkeypatch.setattr(raynas.results.plots, "_save", keep)
     return drawn
 
 

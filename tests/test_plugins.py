@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from raynas.config_check import checkpoint_every, reuse_actors
-from raynas.config_load import load_config
-from raynas.run_notes import run_notes
+from raynas.experiment.config_check import checkpoint_every, reuse_actors
+from raynas.experiment.config_load import load_config
+from raynas.experiment.run_notes import run_notes
 from tests.conftest import REPO, VENV_BIN
 
 BARE_TRAINABLE = """
@@ -51,7 +51,7 @@ def test_the_configs_folder_is_the_plugin_path_unless_one_is_given(tmp_path: Pat
 
 def test_a_trainable_without_checkpoints_or_reset_gets_defaults_that_fit(tmp_path: Path) -> None:
     exp = load_config(_plugin_config(tmp_path))
-    from raynas.config_check import check_experiment
+    from raynas.experiment.config_check import check_experiment
 
     check_experiment(exp)  # imports the plugin from the config's folder
     assert checkpoint_every(exp) == 0 and reuse_actors(exp) is False
@@ -104,7 +104,7 @@ def test_the_plugin_example_runs_exports_and_reports_from_another_folder(tmp_pat
     assert "status: completed=3" in run.stdout
     assert "arch=?" not in run.stdout and 'arch={"activation":' in run.stdout
     folder = tmp_path / "runs" / "plugin-tiny-cnn"
-    from raynas.analysis import load
+    from raynas.results.analysis import load
 
     trials = load(folder).trials
     assert trials["arch"].notna().all() and trials["arch"].str.startswith("{").all()

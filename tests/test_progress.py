@@ -14,9 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from raynas.analysis import load, short_arch
-from raynas.config import Experiment
-from raynas.progress import TrialPrinter, output_level
+from raynas.experiment.config import Experiment
+from raynas.experiment.progress import TrialPrinter, output_level
+from raynas.results.analysis import load, short_arch
 from tests.conftest import REPO, VENV_BIN, small_experiment
 
 
@@ -183,7 +183,7 @@ def test_budgets_a_strategy_or_space_cannot_use_are_warned(capsys) -> None:  # t
 
 
 def test_a_target_is_met_by_every_metric_in_its_direction() -> None:
-    from raynas.progress import TargetStop, target_met
+    from raynas.experiment.progress import TargetStop, target_met
 
     modes = {"val_acc": "max", "params": "min"}
     assert target_met({"val_acc": 0.9, "params": 10}, {"val_acc": 0.9, "params": 10}, modes)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import raynas
-from raynas.config import ConfigError
+from raynas.experiment.config import ConfigError
 from tests.conftest import small_experiment
 
 

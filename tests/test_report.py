@@ -1,6 +1,6 @@
 """``raynas report`` / ``raynas draw`` (fast): the HTML page of a folder in Tune's layout, the
 drawings of every space family, the CLI's errors, ``--watch`` on a folder that grows, and the
-shared data preparation (:mod:`raynas.prep`)."""
+shared data preparation (:mod:`raynas.results.prep`)."""
 
 from __future__ import annotations
 
@@ -20,16 +20,16 @@ import pytest
 
 import raynas
 import raynas.cli
-from raynas.analysis import ExperimentResult, load
-from raynas.prep import (
+from raynas.registry import get_space
+from raynas.report import build_report, draw_arch, watch, write_report
+from raynas.results.analysis import ExperimentResult, load
+from raynas.results.prep import (
     best_so_far,
     family_edges,
     op_frequencies,
     pareto_points,
     robust_range,
 )
-from raynas.registry import get_space
-from raynas.report import build_report, draw_arch, watch, write_report
 from tests.test_analysis import write_experiment, write_state, write_trial
 
 NB201_OPS = ["none", "skip_connect", "nor_conv_3x3"]
@@ -266,7 +266,7 @@ def test_draw_every_space_family(space: str, args: dict[str, Any], expect: list[
 
 
 def _leaves(value: Any, prefix: str = "arch") -> list[tuple[str, Any]]:
-    from raynas.analysis import flatten_arch
+    from raynas.results.analysis import flatten_arch
 
     return list(flatten_arch(value, prefix).items())
 

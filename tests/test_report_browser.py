@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from raynas.analysis import load
 from raynas.report import write_report
+from raynas.results.analysis import load
 from tests.test_analysis import real_experiment
 
 CHROMIUM = next(

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 import raynas
-from raynas.config_load import load_config
-from raynas.constraints import ConstraintCheck
+from raynas.experiment.config_load import load_config
+from raynas.experiment.constraints import ConstraintCheck
+from raynas.experiment.run_notes import run_notes
+from raynas.experiment.tune_setup import concurrency
 from raynas.files import STOPS_FILE
-from raynas.run_notes import run_notes
-from raynas.tune_setup import concurrency
 from tests.conftest import QUICKSTART, VENV_BIN, small_experiment
 from tests.test_analysis import write_experiment, write_state, write_trial
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from raynas.journal import apply_journal, drop_stale_rows, read_journal
+from raynas.experiment.journal import apply_journal, drop_stale_rows, read_journal
 from raynas.testing.kill_loop import kill_loop, small_search
 
 
@@ -106,9 +106,9 @@ def test_a_finished_search_extends_on_resume_as_if_it_had_asked_for_more(tmp_pat
 
 
 def test_a_resume_may_change_only_the_trial_budget() -> None:
-    from raynas.config import ConfigError
-    from raynas.config_load import load_config
-    from raynas.runner import _extended
+    from raynas.experiment.config import ConfigError
+    from raynas.experiment.config_load import load_config
+    from raynas.experiment.runner import _extended
 
     exp = load_config("examples/quickstart.yaml")
     grown = _extended(exp, [f"budget.trials={exp.budget.trials + 2}"])

@@ -14,9 +14,16 @@ import yaml
 
 import raynas
 from raynas.cli import main as cli_main
-from raynas.config import ConfigError, trial_settings
-from raynas.config_load import load_config
-from raynas.retrain import LINK_FILE, find_top, find_trial, retrain, retrain_config, seed_summary
+from raynas.experiment.config import ConfigError, trial_settings
+from raynas.experiment.config_load import load_config
+from raynas.experiment.retrain import (
+    LINK_FILE,
+    find_top,
+    find_trial,
+    retrain,
+    retrain_config,
+    seed_summary,
+)
 from tests.conftest import REPO, small_experiment
 from trainables.classify import ClassifyTrainable
 from trainables.data import load_dataset

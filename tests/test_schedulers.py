@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import raynas
-from raynas.schedulers import ArchExplorer
+from raynas.experiment.schedulers import ArchExplorer
 from raynas.strategies import get_strategy
 from tests.conftest import small_experiment
 from trainables.inherit import inherit_weights

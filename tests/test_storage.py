@@ -1,4 +1,4 @@
-"""Tune's copies into a local experiment folder are atomic, file by file (raynas.storage)."""
+"""Tune's copies into a local experiment folder are atomic, file by file (raynas.experiment.storage)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,13 @@ from typing import Any
 
 import pytest
 
-from raynas import storage
-from raynas.storage import PARTIAL_PREFIX, atomic_uploads, drop_partials, upload_atomically
+from raynas.experiment import storage
+from raynas.experiment.storage import (
+    PARTIAL_PREFIX,
+    atomic_uploads,
+    drop_partials,
+    upload_atomically,
+)
 from tests.conftest import small_experiment
 
 

@@ -15,7 +15,7 @@ from scipy.stats import mannwhitneyu
 import raynas
 from raynas.bench.search import Asha, run_search
 from raynas.bench.table import load_table
-from raynas.config_load import load_config
+from raynas.experiment.config_load import load_config
 from raynas.space import Arch
 from raynas.strategies import get_strategy
 from raynas.strategies.bohb import BOHB

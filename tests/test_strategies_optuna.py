@@ -19,9 +19,9 @@ import yaml
 from optuna.trial import TrialState
 
 import raynas
-from raynas.config import ConfigError
-from raynas.config_check import check_experiment
-from raynas.config_load import experiment_from_dict
+from raynas.experiment.config import ConfigError
+from raynas.experiment.config_check import check_experiment
+from raynas.experiment.config_load import experiment_from_dict
 from raynas.registry import get_space, list_spaces
 from raynas.space import Space
 from raynas.strategies import StrategyError, get_strategy

@@ -90,9 +90,9 @@ def test_which_strategies_take_a_proxy() -> None:
 
 
 def test_config_validation_names_strategy_proxy(tmp_path: Path) -> None:
-    from raynas.config import ConfigError
-    from raynas.config_check import check_experiment
-    from raynas.config_load import load_config
+    from raynas.experiment.config import ConfigError
+    from raynas.experiment.config_check import check_experiment
+    from raynas.experiment.config_load import load_config
     from tests.conftest import small_experiment
 
     exp = small_experiment(

@@ -20,9 +20,9 @@ import ray.tune.trainable.trainable as tune_trainable
 import torch
 
 import raynas
-from raynas.config import ConfigError, trial_settings
-from raynas.config_check import check_experiment
-from raynas.config_load import load_config
+from raynas.experiment.config import ConfigError, trial_settings
+from raynas.experiment.config_check import check_experiment
+from raynas.experiment.config_load import load_config
 from raynas.registry import resolve_space
 from search_spaces.models.supernet.mobilenet import MobileNetSupernet, recalibrate_bn
 from tests.conftest import REPO, VENV_BIN, small_experiment
@@ -336,7 +336,7 @@ def test_train_a_supernet_then_search_it_through_the_cli(tmp_path: Path) -> None
     profile += ["--networks", "3", "--clock", "cpu", "--out", str(table), "--quiet"]
     proc = subprocess.run(profile, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from raynas.config_check import load_latency_model
+    from raynas.experiment.config_check import load_latency_model
 
     model = load_latency_model(str(table), "mobilenet", search_cfg.space_args)
     space = raynas.get_space("mobilenet", **search_cfg.space_args)
@@ -357,7 +357,7 @@ def test_train_a_supernet_then_search_it_through_the_cli(tmp_path: Path) -> None
     archs = [result.trial_config(t)["arch"] for t in result.trials["trial_id"]]
     assert all(model.predict_ms(a) <= bound for a in archs), bound
     # The best sub-network as a standalone module, with its inherited weights.
-    from raynas.export import export_trial
+    from raynas.results.export import export_trial
 
     done = export_trial(runs / "subnet-search-fashion-mnist", tmp_path / "best")
     trials = result.trials.set_index("trial_id")

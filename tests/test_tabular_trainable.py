@@ -13,11 +13,11 @@ import pytest
 
 import raynas
 from raynas.bench.table import ArchNotInTable, load_table
-from raynas.config import ConfigError, trial_settings
-from raynas.config_check import check_experiment
-from raynas.config_load import load_config
+from raynas.experiment.config import ConfigError, trial_settings
+from raynas.experiment.config_check import check_experiment
+from raynas.experiment.config_load import load_config
+from raynas.experiment.tune_setup import with_settings
 from raynas.registry import TRAINABLES, RegistryError, get_space, register_trainable
-from raynas.tune_setup import with_settings
 from tests.test_bench_table import SPACE_ARGS, make_frame, write_frame
 from trainables.tabular import TabularTrainable
 
@@ -64,9 +64,9 @@ def test_a_tabular_driver_never_imports_torch(table_path: Path, tmp_path: Path) 
     """Checking and searching a tabular experiment needs no torch (seconds of driver start)."""
     code = (
         "import json, sys\n"
-        "from raynas.config_check import check_experiment\n"
-        "from raynas.config_load import load_config\n"
-        "from raynas.tune_setup import make_searcher\n"
+        "from raynas.experiment.config_check import check_experiment\n"
+        "from raynas.experiment.config_load import load_config\n"
+        "from raynas.experiment.tune_setup import make_searcher\n"
         "exp = load_config(json.loads(sys.argv[1]))\n"
         "check_experiment(exp)\n"
         "make_searcher(exp).suggest('t1')\n"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from raynas.config import ConfigError
-from raynas.config_load import load_config
+from raynas.experiment.config import ConfigError
+from raynas.experiment.config_load import load_config
 from tests.conftest import small_experiment
 
 
@@ -120,7 +120,7 @@ def test_tracker_options_belong_to_their_tracker(tmp_path: Path) -> None:
 def test_a_missing_tracker_package_is_a_config_error(tmp_path: Path, monkeypatch) -> None:
     import importlib.util
 
-    from raynas.tracking import check_tracking
+    from raynas.experiment.tracking import check_tracking
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

@@ -10,8 +10,8 @@ import ray.tune.trainable.trainable as tune_trainable
 import torch
 
 import raynas
-from raynas.config import trial_settings
-from raynas.config_load import load_config
+from raynas.experiment.config import trial_settings
+from raynas.experiment.config_load import load_config
 from tests.conftest import QUICKSTART
 from trainables import child
 from trainables.classify import ClassifyTrainable

@@ -13,7 +13,7 @@ import pytest
 import scipy.io
 import torch
 
-from raynas.config_rules import DATASET_CLASSES
+from raynas.experiment.config_rules import DATASET_CLASSES
 from trainables.data import (
     DATASETS,
     DatasetNotFound,

@@ -113,7 +113,7 @@ def test_a_folder_another_live_driver_runs_is_never_replaced(tmp_path: Path) -> 
     import json
     import socket
 
-    from raynas.lock import check_free
+    from raynas.experiment.lock import check_free
 
     folder = tmp_path / "runs" / "busy"
     folder.mkdir(parents=True)
@@ -171,8 +171,8 @@ def test_constraints_that_exclude_the_space_are_a_config_error(tmp_path: Path) -
 def test_a_command_releases_its_folder_only_after_its_ray_stopped(tmp_path: Path) -> None:
     """The CLI keeps the lock until the Ray it started is shut down: a driver killed while
     its Ray stops still names its process group, so the next command reaps that Ray."""
+    from raynas.experiment.lock import holding, keeping_locks
     from raynas.files import LOCK_FILE
-    from raynas.lock import holding, keeping_locks
 
     seen: list[bool] = []
     with keeping_locks(lambda: seen.append((tmp_path / LOCK_FILE).is_file())):

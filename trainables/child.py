@@ -2,9 +2,9 @@
 
 ``classify``, the one-shot trainables (``darts``, ``enas``, ``gdas``), ``supernet`` / ``subnet``,
 the proxies' scorer and ``raynas export`` build children the same way from the same trial
-config (:func:`raynas.config.trial_settings` merged under the trial's own): each helper here is
-the one place that does its step. The caches (spaces, measured costs, latency tables) live per
-worker process, so a reused actor or a retried trial pays for each once.
+config (:func:`raynas.experiment.config.trial_settings` merged under the trial's own): each
+helper here is the one place that does its step. The caches (spaces, measured costs, latency
+tables) live per worker process, so a reused actor or a retried trial pays for each once.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from raynas.config import SHARED_KEY, trial_settings
-from raynas.config_check import load_latency_model
-from raynas.config_rules import EMBEDDED_DATASETS, LATENCY_PRED_METRIC
+from raynas.experiment.config import SHARED_KEY, trial_settings
+from raynas.experiment.config_check import load_latency_model
+from raynas.experiment.config_rules import EMBEDDED_DATASETS, LATENCY_PRED_METRIC
 from raynas.registry import load_plugins, resolve_space
 from trainables.cost import measure_cost
 from trainables.data import load_dataset

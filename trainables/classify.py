@@ -42,9 +42,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from raynas.config import trial_settings
-from raynas.config_check import load_latency_model
-from raynas.config_rules import EMBEDDED_DATASETS, violated_constraints
+from raynas.experiment.config import trial_settings
+from raynas.experiment.config_check import load_latency_model
+from raynas.experiment.config_rules import EMBEDDED_DATASETS, violated_constraints
 from trainables import checkpoint
 from trainables.base import ReusableTrainable
 from trainables.child import (
@@ -93,7 +93,8 @@ _HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"
 class ClassifyTrainable(ReusableTrainable):
     """Train ``config["arch"]`` of ``config["space"]`` on ``config["data"]``, one epoch a step.
 
-    The config is what :mod:`raynas.runner` builds from an :class:`~raynas.config.Experiment`:
+    The config is what :mod:`raynas.experiment.runner` builds from an
+    :class:`~raynas.experiment.config.Experiment`:
     ``arch``, ``space {name, args}``, ``data {...}``, ``train {...}``, ``constraints``,
     ``resources``, ``seed``.
     """
@@ -448,7 +449,8 @@ class ClassifyTrainable(ReusableTrainable):
     # --- driver-side hooks (before Ray starts) --------------------------------------
     @staticmethod
     def driver_cost(exp: Any) -> Callable[[dict[str, Any]], dict[str, float]]:
-        """``arch -> {"params", "flops"}`` computed on the driver (see raynas.constraints).
+        """``arch -> {"params", "flops"}`` computed on the driver (see
+        raynas.experiment.constraints).
 
         The child is built on the CPU for the experiment's dataset shape (the dataset is
         loaded once, on the CPU); parameters and FLOPs do not depend on the device.

@@ -34,11 +34,11 @@ a fixed stratified 20% holdout that does not depend on ``seed``). Validation is 
 official train split by a *stratified* permutation drawn from ``numpy.random.default_rng(seed)``
 (each class gives ``val_fraction`` of its examples, up to rounding): same seed, same split, in
 any process; ``limit`` subsamples the official train split first, stratified the same way
-(the rule it must meet is :func:`raynas.config_rules.limit_problem`). ``val_fraction=0`` holds out
-nothing: the whole (limited) official training split trains and the validation split is empty.
-Images are scaled to [0, 1], then every split is
-normalised with the per-channel (per-feature for tabular sets) mean and std of the final training
-split; ``DataSplits.mean`` / ``std`` keep those statistics (an exported model applies them to raw
+(the rule it must meet is :func:`raynas.experiment.config_rules.limit_problem`).
+``val_fraction=0`` holds out nothing: the whole (limited) official training split trains and
+the validation split is empty. Images are scaled to [0, 1], then every split is normalised
+with the per-channel (per-feature for tabular sets) mean and std of the final training split;
+``DataSplits.mean`` / ``std`` keep those statistics (an exported model applies them to raw
 inputs, see :data:`RAW_INPUTS`), and ``normalize=False`` returns the splits before that step.
 
 Augmentation (``DataSplits.augment``): ``"crop_flip"`` (random crop after zero padding, then a
@@ -66,7 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from raynas.config_rules import DATASET_CLASSES, limit_problem
+from raynas.experiment.config_rules import DATASET_CLASSES, limit_problem
 
 __all__ = [
     "DATASETS",
@@ -281,8 +281,8 @@ def load_dataset(
         device: Where the tensors are placed.
         limit: If given, keep only this many examples of the official training split (a
             stratified seeded subsample) before carving the validation split; at least the
-            number of classes (:func:`raynas.config_rules.limit_problem`). The test split is not
-            limited.
+            number of classes (:func:`raynas.experiment.config_rules.limit_problem`). The test
+            split is not limited.
         normalize: Normalise every split with the training split's statistics; False keeps
             the raw inputs (:data:`RAW_INPUTS`), the statistics still in ``mean`` / ``std``.
         compact: Keep image inputs as uint8 on ``device`` (a quarter of the memory); each

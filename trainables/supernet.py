@@ -52,8 +52,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
-from raynas.config import trial_settings
-from raynas.config_rules import violated_constraints
+from raynas.experiment.config import trial_settings
+from raynas.experiment.config_rules import violated_constraints
 from search_spaces.models.supernet.mobilenet import MobileNetSupernet, recalibrate_bn
 from trainables import checkpoint
 from trainables.base import ReusableTrainable

@@ -35,7 +35,7 @@ from typing import Any
 from ray import tune
 
 from raynas.bench.table import SEED_MODES, BenchTable, TableError, load_table
-from raynas.config import SHARED_KEY
+from raynas.experiment.config import SHARED_KEY
 from raynas.registry import resolve_space
 
 ARGS = ("table", "metric_columns", "seed_mode", "time_column")

@@ -1,6 +1,6 @@
 """Build a tabular benchmark: evaluate every member of a small space, write the table.
 
-Each seed is one normal raynas experiment (:func:`raynas.runner.run`) with the ``grid``
+Each seed is one normal raynas experiment (:func:`raynas.experiment.runner.run`) with the ``grid``
 strategy over the whole space (``budget.trials`` = the space's cardinality), named
 ``<name>-seed<k>`` under the config's storage. The experiment folders are then read back
 (every trial's ``params.json`` and ``result.json``) into one table with full learning curves:
@@ -9,8 +9,8 @@ strategy over the whole space (``budget.trials`` = the space's cardinality), nam
 ``train_time_s`` (the cumulative ``epoch_time_s``, training plus validation).
 
 Resumable: run the same command again and a seed whose folder is complete is skipped, an
-interrupted one continues with :func:`raynas.runner.resume` (completed trials are kept), and
-the table is written once every arch of every seed has a complete record.
+interrupted one continues with :func:`raynas.experiment.runner.resume` (completed trials are kept),
+and the table is written once every arch of every seed has a complete record.
 
 Example:
     >>> build_table("examples/bench-nb201-digits.yaml", "table.parquet", seeds=[0, 1])
@@ -27,8 +27,8 @@ from typing import Any
 
 import pandas as pd
 
-from raynas.config import ConfigError, Experiment
-from raynas.config_load import load_config
+from raynas.experiment.config import ConfigError, Experiment
+from raynas.experiment.config_load import load_config
 
 #: Largest space ``bench build`` accepts (it trains every member once per seed).
 BUILD_LIMIT = 50_000
@@ -133,7 +133,7 @@ def build_table(
             that ended with architectures missing (rerun to resume).
     """
     from raynas.bench.table import BenchTable, TableError, write_table
-    from raynas.runner import experiment_dir
+    from raynas.experiment.runner import experiment_dir
 
     start = time.perf_counter()
     out_path = Path(out)
@@ -190,8 +190,8 @@ def build_table(
 
 def _run_or_resume(exp: Experiment, folder: Path, space: Any, verbose: bool) -> str:
     """Run a seed's experiment, resume it, or skip it when it is complete."""
+    from raynas.experiment.runner import resume, run
     from raynas.files import CONFIG_FILE
-    from raynas.runner import resume, run
 
     cfg = folder / CONFIG_FILE
     if cfg.is_file():
@@ -248,7 +248,7 @@ def collect_folder(folder: str | Path, space: Any, *, epochs: int | None = None)
     A trial counts when its last result says ``done`` (or reaches ``epochs``); when one arch
     was trained by several trials, the last completed one (by folder name) is kept.
     """
-    from raynas.analysis_read import read_json, read_results
+    from raynas.results.analysis_read import read_json, read_results
 
     by_arch: dict[str, list[dict[str, Any]]] = {}
     for params_file in sorted(Path(folder).glob("*/params.json")):

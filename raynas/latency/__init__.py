@@ -3,7 +3,7 @@
 ``raynas latency profile`` times every distinct block of a space on the target device
 (:func:`profile_space`) and writes a JSON table; ``objective.latency_model`` names it, and
 the driver then predicts ``latency_pred_ms`` of each candidate before proposing it
-(:mod:`raynas.constraints`), while each trial reports it. Only ``mobilenet`` has a block
+(:mod:`raynas.experiment.constraints`), while each trial reports it. Only ``mobilenet`` has a block
 decomposition so far (:mod:`raynas.latency.blocks` says how a space adds one).
 
 Module-level imports stay light (no torch).

@@ -1,7 +1,7 @@
 """``raynas latency profile``: build a per-device latency table of a space's blocks.
 
 Module-level imports stay light (no torch, no Ray): ``raynas --help`` imports this. A user
-mistake raises :class:`raynas.config.ConfigError` with a line naming the flag, which
+mistake raises :class:`raynas.experiment.config.ConfigError` with a line naming the flag, which
 ``raynas`` prints before exiting 2.
 """
 

@@ -1,8 +1,8 @@
 """``raynas proxies list | score | correlate``: zero-cost proxies from the command line.
 
 Module-level imports stay light (no torch, pandas or Ray): ``raynas --help`` imports this.
-A user mistake raises :class:`raynas.config.ConfigError` with a line naming the flag, which
-``raynas`` prints before exiting 2.
+A user mistake raises :class:`raynas.experiment.config.ConfigError` with a line naming the flag,
+which ``raynas`` prints before exiting 2.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import pandas as pd
 from raynas.proxies import ENSEMBLES, ProxyError
 
 if TYPE_CHECKING:
-    from raynas.config import Experiment
+    from raynas.experiment.config import Experiment
 
 KEY_COLUMNS = ("arch", "arch_id", "seconds", "error")
 
@@ -99,7 +99,7 @@ def config_job(
     """
     import torch
 
-    from raynas.config_load import load_config
+    from raynas.experiment.config_load import load_config
     from trainables.data import batches, load_dataset
 
     exp = load_config(config)
@@ -210,8 +210,8 @@ def run_scoring(
         archs: The archs, as canonical JSON strings.
         out: The Parquet table to write (resumable through ``OUT.parts``), or None.
         chunk_size: Archs per task.
-        use_ray: One Ray task per chunk on :func:`raynas.ray_setup.init_ray`'s Ray, at most
-            twice the cluster's CPUs in flight; False scores in this process.
+        use_ray: One Ray task per chunk on :func:`raynas.experiment.ray_setup.init_ray`'s Ray, at
+        most twice the cluster's CPUs in flight; False scores in this process.
         num_cpus: The CPUs each task asks for. A live search passes 0: its trials (and the
             actors Tune keeps for reuse) may hold every CPU, and a task waiting for one would
             stall the driver that waits for the scores, for ever.
@@ -247,7 +247,7 @@ def run_scoring(
     if todo and use_ray:
         import ray
 
-        from raynas.ray_setup import init_ray
+        from raynas.experiment.ray_setup import init_ray
 
         init_ray(None)
         remote = ray.remote(num_cpus=num_cpus)(score_chunk)

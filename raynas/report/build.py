@@ -1,10 +1,10 @@
 """``raynas report DIR``: one self-contained HTML page of an experiment folder.
 
-The page is built from the folder alone (:func:`raynas.analysis.load`: no Ray; mid-run and
+The page is built from the folder alone (:func:`raynas.results.analysis.load`: no Ray; mid-run and
 crashed folders work) and needs nothing at view time: plotly.js is embedded once, the
 table's sorting and filtering is a few lines of inline JavaScript, the architectures are
 inline SVG (:func:`raynas.report.draw.draw_arch`). The charts draw the tables of
-:mod:`raynas.prep`, as the PNG plots do.
+:mod:`raynas.results.prep`, as the PNG plots do.
 
 Sections: header (space, strategy, scheduler, budget, status counts, wall time, config), the
 trial table, best so far against trials and wall time, learning curves, Pareto fronts
@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import yaml
 
-from raynas.analysis import ExperimentResult, load
-from raynas.prep import (
+from raynas.report.draw import draw_arch
+from raynas.results.analysis import ExperimentResult, load
+from raynas.results.prep import (
     arch_weight_history,
     best_so_far,
     cost_columns,
@@ -44,7 +45,6 @@ from raynas.prep import (
     robust_range,
     top_curves,
 )
-from raynas.report.draw import draw_arch
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -693,7 +693,7 @@ def build_report(
     """The HTML report of an experiment folder (or of an already loaded result).
 
     Args:
-        source: The experiment folder, or its :class:`~raynas.analysis.ExperimentResult`.
+        source: The experiment folder, or its :class:`~raynas.results.analysis.ExperimentResult`.
         k: How many of the best trials get curves in colour, op frequencies and drawings.
         refresh_s: In watch mode, the page reloads itself every ``refresh_s`` seconds (a meta
             refresh); None for a static page.

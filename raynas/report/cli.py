@@ -1,7 +1,7 @@
 """``raynas report DIR [--watch]`` and ``raynas draw ARCH --space NAME``.
 
 A user mistake (no such folder, unknown space, an arch that does not parse) is a
-:class:`~raynas.config.ConfigError` with one ``field: message`` line naming the fix; the
+:class:`~raynas.experiment.config.ConfigError` with one ``field: message`` line naming the fix; the
 ``raynas`` entry point prints it and exits 2, without a traceback.
 """
 
@@ -67,14 +67,14 @@ def register_cli(sub: Any) -> None:
 
 
 def _folder(raw: str) -> Path:
-    from raynas.analysis import experiment_folder
+    from raynas.results.analysis import experiment_folder
 
     return experiment_folder(raw)
 
 
 def run_report(args: argparse.Namespace) -> int:
     """Write the report of ``args.dir`` (once, or until the run ends with ``--watch``)."""
-    from raynas.config import ConfigError
+    from raynas.experiment.config import ConfigError
     from raynas.report.build import write_report
     from raynas.report.live import watch
 
@@ -99,7 +99,7 @@ def run_report(args: argparse.Namespace) -> int:
 def _space_args(items: list[str]) -> dict[str, Any]:
     import yaml
 
-    from raynas.config import ConfigError
+    from raynas.experiment.config import ConfigError
 
     out: dict[str, Any] = {}
     for item in items:
@@ -120,7 +120,7 @@ def parse_arch(space: Any, text: str) -> dict[str, Any]:
     Raises:
         ConfigError: ``ARCH: ...`` saying what is wrong and what to pass instead.
     """
-    from raynas.config import ConfigError
+    from raynas.experiment.config import ConfigError
     from raynas.space import InvalidArchitecture
 
     fix = (
@@ -145,7 +145,7 @@ def parse_arch(space: Any, text: str) -> dict[str, Any]:
 
 def run_draw(args: argparse.Namespace) -> int:
     """Draw ``args.arch`` of ``args.space`` into ``args.out`` (SVG)."""
-    from raynas.config import ConfigError
+    from raynas.experiment.config import ConfigError
     from raynas.registry import RegistryError, resolve_space
     from raynas.report.draw import draw_arch
     from raynas.space import SpaceDefinitionError

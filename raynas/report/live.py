@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from raynas.analysis import ExperimentResult, load
 from raynas.files import LOCK_FILE
 from raynas.report.build import write_report
+from raynas.results.analysis import ExperimentResult, load
 
 __all__ = ["experiment_over", "watch"]
 

@@ -159,7 +159,7 @@ def lineage(folder: Path) -> dict[int, list[tuple[Any, str, int | None]]]:
 
 def _journaled(folder: Path) -> dict[str, str]:
     """``trial folder -> result.json text`` of the trials the journal shows finished."""
-    from raynas.journal import finished_trials
+    from raynas.experiment.journal import finished_trials
 
     done = finished_trials(folder)
     out = {}
@@ -173,7 +173,7 @@ def _journaled(folder: Path) -> dict[str, str]:
 
 def _group(pgid: int) -> set[int]:
     """The live processes of process group ``pgid`` (zombies excluded)."""
-    from raynas.lock import group_members
+    from raynas.experiment.lock import group_members
 
     return set(group_members(pgid))
 
@@ -229,7 +229,7 @@ def _gaps(folder: Path) -> int:
 
 def _unreadable(folder: Path) -> int:
     """1 when ``raynas.load`` (what ``raynas analyze`` reads) fails on ``folder`` now, else 0."""
-    from raynas.analysis import load
+    from raynas.results.analysis import load
 
     try:
         load(folder)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from raynas.config import ConfigError
+from raynas.experiment.config import ConfigError
 from raynas.files import LOCK_FILE
 
 __all__ = [

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from raynas.config import ConfigError, Experiment
-from raynas.config_load import load_config
+from raynas.experiment.config import ConfigError, Experiment
+from raynas.experiment.config_load import load_config
 from raynas.files import CONFIG_FILE
 
 __all__ = ["warm_start_records"]

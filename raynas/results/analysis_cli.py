@@ -31,8 +31,8 @@ def register_cli(sub: Any) -> None:
 
 def run_analyze(args: argparse.Namespace) -> int:
     """Print the summary of ``args.dir``; write Parquet / plots when asked. Returns 0."""
-    from raynas.analysis import experiment_folder, load
-    from raynas.config import ConfigError
+    from raynas.experiment.config import ConfigError
+    from raynas.results.analysis import experiment_folder, load
 
     if args.top < 1:
         raise ConfigError([f"--top: must be >= 1, got {args.top}"])
@@ -52,7 +52,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         for p in result.to_parquet(args.parquet):
             print(f"wrote {p}")
     if args.plots:
-        from raynas.plots import plot_all
+        from raynas.results.plots import plot_all
 
         written = plot_all(result, args.plots, k=args.top)
         for p in written:

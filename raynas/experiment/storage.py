@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from raynas.config import ConfigError, Experiment
+from raynas.experiment.config import ConfigError, Experiment
 from raynas.files import CONFIG_FILE
 
 

@@ -1,9 +1,9 @@
 """Run or resume an experiment: validate, locate its folder, start Ray, fit the Tuner, report.
 
 Ray Tune is the execution engine; raynas only configures it (the Tune objects are built in
-:mod:`raynas.tune_setup`, Ray is started by :mod:`raynas.ray_setup`). ``run`` validates the
-whole config before Ray starts (a bad config creates no experiment folder), writes the config
-into the experiment folder, runs the Tuner and returns the analysis of the folder.
+:mod:`raynas.experiment.tune_setup`, Ray is started by :mod:`raynas.experiment.ray_setup`). ``run``
+validates the whole config before Ray starts (a bad config creates no experiment folder),
+writes the config into the experiment folder, runs the Tuner and returns the analysis of the folder.
 
 Example:
     >>> result = raynas.run("examples/quickstart.yaml", overrides=["budget.trials=4"])
@@ -24,15 +24,14 @@ from typing import Any
 
 import yaml
 
-from raynas.config import ConfigError, Experiment
-from raynas.config_check import check_experiment
-from raynas.config_load import load_config
-from raynas.files import CONFIG_FILE
-from raynas.journal import apply_journal, install_snapshot
-from raynas.lock import check_free, holding
-from raynas.ray_setup import init_ray
-from raynas.run_notes import _print_notes, _print_proxy_cost, _record_refusals
-from raynas.storage import (
+from raynas.experiment.config import ConfigError, Experiment
+from raynas.experiment.config_check import check_experiment
+from raynas.experiment.config_load import load_config
+from raynas.experiment.journal import apply_journal, install_snapshot
+from raynas.experiment.lock import check_free, holding
+from raynas.experiment.ray_setup import init_ray
+from raynas.experiment.run_notes import _print_notes, _print_proxy_cost, _record_refusals
+from raynas.experiment.storage import (
     _exists_non_empty,
     _local_path,
     _remote_fs,
@@ -40,7 +39,8 @@ from raynas.storage import (
     atomic_uploads,
     drop_partials,
 )
-from raynas.tune_setup import _trainable, build_tuner, make_searcher, param_space
+from raynas.experiment.tune_setup import _trainable, build_tuner, make_searcher, param_space
+from raynas.files import CONFIG_FILE
 
 
 def experiment_dir(exp: Experiment, *, storage: str | None = None, name: str | None = None) -> Path:
@@ -133,7 +133,8 @@ def run(
     verbose: bool | str = True,
     warm_start: str | Path | None = None,
 ) -> Any:
-    """Run a NAS experiment end to end and return its :class:`~raynas.analysis.ExperimentResult`.
+    """Run a NAS experiment end to end and return its
+    :class:`~raynas.results.analysis.ExperimentResult`.
 
     Args:
         config: An :class:`Experiment`, a mapping, or a YAML path.
@@ -147,7 +148,7 @@ def run(
             status line on a terminal) and the top-5 table; ``"epochs"``, also a line per
             epoch; ``"summary"``, only the table; False or ``"quiet"``, nothing.
         warm_start: An earlier experiment folder of the same space: its trials are observed
-            by the strategy before the search starts (:mod:`raynas.warm_start`).
+            by the strategy before the search starts (:mod:`raynas.experiment.warm_start`).
 
     Returns:
         The analysis of the experiment folder; None when the storage is remote (analyse a
@@ -169,7 +170,7 @@ def run(
     # Built before anything is written: a strategy's bad arguments are the user's, exit 2.
     searcher: Any = make_searcher(exp) if exp.scheduler.name != "pbt_evolution" else None
     if warm_start is not None:
-        from raynas.warm_start import warm_start_records
+        from raynas.experiment.warm_start import warm_start_records
 
         records = warm_start_records(warm_start, exp)
         try:
@@ -201,7 +202,7 @@ def resume(
     (:data:`RESUME_OVERRIDES`), which also extends a finished search: the strategy goes on
     from its state and proposes the new trials.
     """
-    from raynas.progress import output_level
+    from raynas.experiment.progress import output_level
 
     output_level(verbose)  # a bad value is refused before anything starts
     from ray import tune
@@ -256,7 +257,7 @@ def resume(
 
 def _chatty(verbose: bool | str) -> bool:
     """Whether ``verbose`` asks for the notes and a line per trial (not only the summary)."""
-    from raynas.progress import output_level
+    from raynas.experiment.progress import output_level
 
     return output_level(verbose) in ("trials", "epochs")
 
@@ -264,7 +265,7 @@ def _chatty(verbose: bool | str) -> bool:
 def _set_printer_level(tuner: Any, verbose: bool | str, trials: int) -> None:
     """A restored Tuner brings the first run's callbacks; print at this call's level, and
     count to this call's ``budget.trials``."""
-    from raynas.progress import TrialPrinter
+    from raynas.experiment.progress import TrialPrinter
 
     run_config = getattr(getattr(tuner, "_local_tuner", None), "_run_config", None)
     for callback in getattr(run_config, "callbacks", None) or ():
@@ -316,7 +317,7 @@ def _dotted(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 def _extend(folder: Path, exp: Experiment, new: Experiment) -> None:
     """Write ``new``'s config and let Tune's search generator create its extra trials."""
-    from raynas.journal import extend_trials
+    from raynas.experiment.journal import extend_trials
 
     try:
         extend_trials(folder, new.budget.trials)
@@ -331,7 +332,7 @@ def _extend(folder: Path, exp: Experiment, new: Experiment) -> None:
 
 def _refuse_finished(folder: Path, exp: Experiment) -> None:
     """A resume of an experiment whose every trial ended, none with an error, is a mistake."""
-    from raynas.analysis import load
+    from raynas.results.analysis import load
 
     result = load(folder)
     ended = result.finished and len(result.trials) >= exp.budget.trials
@@ -407,8 +408,8 @@ def _fit(tuner: Any, uri: str) -> None:
 
 
 def _finish(exp: Experiment, uri: str, wall_s: float, verbose: bool | str) -> Any:
-    from raynas.analysis import load
-    from raynas.progress import output_level
+    from raynas.experiment.progress import output_level
+    from raynas.results.analysis import load
 
     verbose = output_level(verbose) != "quiet"  # the summary is printed from level summary on
     path = _local_path(uri)

@@ -10,11 +10,11 @@ import json
 import sys
 from typing import Any
 
-from raynas.config import Experiment
-from raynas.config_check import checkpoint_every, reuse_actors
+from raynas.experiment.config import Experiment
+from raynas.experiment.config_check import checkpoint_every, reuse_actors
+from raynas.experiment.storage import _local_path
+from raynas.experiment.tune_setup import concurrency
 from raynas.files import REFUSED_FILE
-from raynas.storage import _local_path
-from raynas.tune_setup import concurrency
 
 #: The argument that sets each strategy's warm-up: the trials it samples at random before
 #: it starts to learn from results.

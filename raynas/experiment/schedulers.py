@@ -5,9 +5,9 @@ All run on ``time_attr: epoch`` with the objective's metric and mode. Trials the
 end normally (Tune's ``terminated``); their last result keeps its ``epoch`` so a searcher can
 tell a 1-epoch result from a full one (see ``NASSearcher`` for how it is observed).
 
-``pbt_evolution`` is :class:`raynas.pbt.ArchPBT` (PBT evolution with weight inheritance and
-a mutated architecture per exploit; its rules are in :mod:`raynas.pbt`). The ASHA, HyperBand and
-median schedulers are Tune's, with their stops journaled (:class:`DurableStops`).
+``pbt_evolution`` is :class:`raynas.experiment.pbt.ArchPBT` (PBT evolution with weight inheritance
+and a mutated architecture per exploit; its rules are in :mod:`raynas.experiment.pbt`). The ASHA,
+HyperBand and median schedulers are Tune's, with their stops journaled (:class:`DurableStops`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from ray.tune.schedulers import (
     TrialScheduler,
 )
 
-from raynas.config import ConfigError, Experiment, format_validation_error
-from raynas.pbt import ArchExplorer, ArchPBT
+from raynas.experiment.config import ConfigError, Experiment, format_validation_error
+from raynas.experiment.pbt import ArchExplorer, ArchPBT
 
 
 class _Args(BaseModel):
@@ -100,7 +100,7 @@ class DurableStops:
 
     A driver killed between the decision and the trial's end would otherwise resume the trial
     from a checkpoint past the rung where it was stopped, and it would train to the end. The
-    runner sets :attr:`journal` (``raynas.journal.Journal``); None: nothing is written.
+    runner sets :attr:`journal` (``raynas.experiment.journal.Journal``); None: nothing is written.
     """
 
     journal: Any = None
@@ -183,7 +183,7 @@ def build_scheduler(exp: Experiment) -> Any:
         return DurableHyperBand(**common, **args)
     if name == "median":
         return DurableMedian(**common, **args)
-    from raynas.constraints import ConstraintCheck
+    from raynas.experiment.constraints import ConstraintCheck
 
     explorer = ArchExplorer(
         exp.space,

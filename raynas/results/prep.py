@@ -1,7 +1,7 @@
-"""Data preparation shared by the PNG plots (:mod:`raynas.plots`) and the HTML report
+"""Data preparation shared by the PNG plots (:mod:`raynas.results.plots`) and the HTML report
 (:mod:`raynas.report`): every table a chart draws is computed here, once, as a DataFrame.
 
-All functions take an :class:`~raynas.analysis.ExperimentResult` and read nothing else.
+All functions take an :class:`~raynas.results.analysis.ExperimentResult` and read nothing else.
 Accuracies stay fractions in [0, 1], as the CLI prints them.
 
 Example:
@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from raynas.analysis import non_dominated
+from raynas.results.analysis import non_dominated
 
 if TYPE_CHECKING:
-    from raynas.analysis import ExperimentResult
+    from raynas.results.analysis import ExperimentResult
 
 #: Cost columns a Pareto front is drawn against, when a trial reported them.
 COSTS = ("params", "flops", "latency_ms")

@@ -16,8 +16,8 @@ the driver was killed).
 
 The tables have a stable schema (:data:`TRIAL_COLUMNS`, :data:`CURVE_COLUMNS`, fixed names,
 order and dtypes, present even with zero trials), followed by any further metrics a trainable
-reports (sorted, float) and, in ``trials``, the ``arch.*`` columns. :mod:`raynas.analysis`
-queries them (:class:`~raynas.analysis.ExperimentResult`).
+reports (sorted, float) and, in ``trials``, the ``arch.*`` columns. :mod:`raynas.results.analysis`
+queries them (:class:`~raynas.results.analysis.ExperimentResult`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from raynas.files import parse_trial_dir_name
+from raynas.files import CLASSIFY_METRICS, parse_trial_dir_name
 
 STATUSES = (
     "completed",
@@ -49,7 +49,7 @@ OK_STATUSES = ("completed", "early_stopped", "timed_out", "stopped_at_target")
 #: The status of a trial the budget cut, by the reason ``raynas_stops.json`` records.
 STOP_STATUS = {"time_budget": "timed_out", "target": "stopped_at_target"}
 SCHEMA_VERSION = "1"
-_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "test_acc", "test_loss")
+_METRICS = CLASSIFY_METRICS  # the fixed metric columns
 #: Fixed columns of :attr:`ExperimentResult.trials`, in order, with their pandas dtypes.
 TRIAL_COLUMNS: dict[str, str] = {
     "trial_id": "string",

@@ -1,6 +1,6 @@
 """Experiment -> Tune's objects: trainable, param space, searcher, scheduler, configs, Tuner.
 
-Everything here builds; nothing starts Ray or runs a trial (:mod:`raynas.runner` does).
+Everything here builds; nothing starts Ray or runs a trial (:mod:`raynas.experiment.runner` does).
 :func:`build_tuner` puts the pieces together for a run, ``raynas retrain`` with its own
 ``search_alg``.
 """
@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from raynas.config import SHARED_KEY, ConfigError, Experiment, trial_settings
-from raynas.config_check import checkpoint_every, reuse_actors
+from raynas.experiment.config import SHARED_KEY, ConfigError, Experiment, trial_settings
+from raynas.experiment.config_check import checkpoint_every, reuse_actors
+from raynas.experiment.storage import _local_path
 from raynas.files import STOPS_FILE
-from raynas.storage import _local_path
 
 
 def param_space(exp: Experiment) -> dict[str, Any]:
@@ -55,7 +55,7 @@ def make_searcher(exp: Experiment) -> Any:
     )
     # A trial that stops before this many epochs was early-stopped (lower fidelity).
     searcher.max_fidelity = exp.train.epochs
-    from raynas.constraints import ConstraintCheck
+    from raynas.experiment.constraints import ConstraintCheck
 
     check = ConstraintCheck.for_experiment(exp)
     if check is not None:  # violators are redrawn on the driver and never cost a trial
@@ -97,7 +97,7 @@ def _wire_proxy(exp: Experiment, searcher: Any) -> None:
 
 def make_scheduler(exp: Experiment) -> Any:
     """The experiment's Tune trial scheduler (None for FIFO)."""
-    from raynas.schedulers import build_scheduler
+    from raynas.experiment.schedulers import build_scheduler
 
     return build_scheduler(exp)
 
@@ -165,7 +165,7 @@ def stop_targets(exp: Experiment) -> tuple[dict[str, float], dict[str, str]] | N
     losses, costs and times are minimised), or None without targets."""
     if not exp.budget.stop:
         return None
-    from raynas.analysis import metric_mode
+    from raynas.results.analysis import metric_mode
 
     declared = dict(exp.objective.objectives())
     modes = {m: declared.get(m) or metric_mode(m) for m in exp.budget.stop}
@@ -175,11 +175,11 @@ def stop_targets(exp: Experiment) -> tuple[dict[str, float], dict[str, str]] | N
 def _tune_objects(exp: Experiment, uri: str, verbose: bool | str, tune_cfg: Any) -> dict[str, Any]:
     from ray import tune
 
-    from raynas.journal import Journal
-    from raynas.loggers import result_loggers
-    from raynas.progress import StopRecorder, TargetStop, TrialPrinter
+    from raynas.experiment.journal import Journal
+    from raynas.experiment.loggers import result_loggers
+    from raynas.experiment.progress import StopRecorder, TargetStop, TrialPrinter
+    from raynas.experiment.tracking import tracking_callbacks
     from raynas.strategies.base import NASSearcher
-    from raynas.tracking import tracking_callbacks
 
     root, _, name = uri.rstrip("/").rpartition("/")
     callbacks: list[Any] = [TrialPrinter(exp, level=verbose)]

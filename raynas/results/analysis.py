@@ -1,6 +1,6 @@
 """Experiment folder -> pandas: one row per trial, learning curves in long form, top-k, Pareto.
 
-:class:`ExperimentResult` holds the tables :mod:`raynas.analysis_read` reads from the folder
+:class:`ExperimentResult` holds the tables :mod:`raynas.results.analysis_read` reads from the folder
 (which files, the trial statuses, the schema) and answers the queries on them; like the
 reader it needs no Ray and no GPU, so it works while an experiment runs and after a crash.
 
@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from raynas.analysis_read import (
+from raynas.files import CONFIG_FILE, STOPS_FILE
+from raynas.results.analysis_read import (
     CURVE_COLUMNS,
     OK_STATUSES,
     SCHEMA_VERSION,
@@ -37,10 +38,9 @@ from raynas.analysis_read import (
     read_json,
     read_tables,
 )
-from raynas.files import CONFIG_FILE, STOPS_FILE
 
 #: The public API; the schema and the reader's public helpers are re-exported from
-#: :mod:`raynas.analysis_read`, where they live.
+#: :mod:`raynas.results.analysis_read`, where they live.
 __all__ = [
     "CURVE_COLUMNS",
     "OK_STATUSES",
@@ -230,8 +230,8 @@ class ExperimentResult:
         Raises:
             KeyError: no such trial.
         """
-        from raynas.config import ConfigError, trial_settings
-        from raynas.config_load import load_config
+        from raynas.experiment.config import ConfigError, trial_settings
+        from raynas.experiment.config_load import load_config
 
         rows = self.trials[self.trials["trial_id"] == trial_id]
         if rows.empty:
@@ -310,7 +310,7 @@ def experiment_folder(path: str | Path) -> Path:
         ConfigError: it does not exist, or holds no experiment (see
             :func:`is_experiment_folder`); the message names ``dir`` and the fix.
     """
-    from raynas.config import ConfigError
+    from raynas.experiment.config import ConfigError
 
     folder = Path(path).expanduser()
     if not folder.is_dir():

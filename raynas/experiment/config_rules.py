@@ -2,8 +2,8 @@
 
 The constraint language of ``objective.constraints`` (``"params <= 1e6"``: a cost metric, a
 comparison, a finite number) and the dataset facts behind ``data.limit`` and ``data.root``.
-Nothing here imports raynas: the schema (:mod:`raynas.config`), the checks and the trainables
-all read the same rule.
+Nothing here imports raynas: the schema (:mod:`raynas.experiment.config`), the checks and the
+trainables all read the same rule.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
-from raynas.analysis import arch_text, short_arch
+from raynas.results.analysis import arch_text, short_arch
 
 #: What a run prints: ``quiet`` nothing; ``summary`` only the final table; ``trials`` also a
 #: line per finished trial and, on a terminal, a live status line; ``epochs`` also a line per
@@ -214,7 +214,7 @@ class TrialPrinter(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._line(trial, "error")
         if self.enabled:
-            from raynas.analysis import error_line
+            from raynas.results.analysis import error_line
 
             path = getattr(trial, "error_file", None)
             message = error_line(Path(path)) if path else None

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from raynas.config import ConfigError
+from raynas.experiment.config import ConfigError
 
 _ENV = {
     # A constraint-violated child reports no objective; Tune must not fail it for that.
@@ -22,7 +22,7 @@ _ENV = {
     "RAY_TRAIN_V2_ENABLED": "0",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     # Snapshot the experiment at every step of Tune's loop (not every >= 10 s): a trial then
-    # appears in a snapshot before it can finish, and the journal (raynas.journal) covers
+    # appears in a snapshot before it can finish, and the journal (raynas.experiment.journal) covers
     # the rest, so a resume after a kill trains nothing twice.
     "TUNE_GLOBAL_CHECKPOINT_S": "0",
 }

@@ -50,15 +50,12 @@ from typing import Any
 import yaml
 
 from raynas.cli_args import add_overrides
-from raynas.config import ConfigError, Experiment
-from raynas.config_check import check_experiment
-from raynas.config_load import load_config
-from raynas.files import CONFIG_FILE, parse_trial_dir_name
+from raynas.experiment.config import ConfigError, Experiment
+from raynas.experiment.config_check import check_experiment
+from raynas.experiment.config_load import load_config
+from raynas.files import CLASSIFY_METRICS, CONFIG_FILE, DERIVED_ARCH_FILE, parse_trial_dir_name
 
 LINK_FILE = "retrain_of.json"
-DERIVED_ARCH_FILE = "derived_arch.json"
-#: Metrics the ``classify`` trainable reports (a retrain keeps the search's objective if listed).
-CLASSIFY_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss", "test_acc", "test_loss")
 #: The validation split of a retraining that is not final when the search had none.
 DEFAULT_VAL_FRACTION = 0.2
 
@@ -113,7 +110,7 @@ def _trial_arch(trial_dir: Path, last: Mapping[str, Any]) -> tuple[dict[str, Any
         return json.loads(file.read_text()), True
     if isinstance(last.get("derived_arch"), str):
         return json.loads(last["derived_arch"]), True
-    from raynas.analysis_read import read_json
+    from raynas.results.analysis_read import read_json
 
     params = read_json(trial_dir / "params.json")  # None: a file a kill cut
     arch = params.get("arch") if isinstance(params, dict) else None
@@ -281,7 +278,7 @@ def retrain(
             ``<search name>-retrain-top<K>x<S>[-final]``.
 
     Returns:
-        The :class:`~raynas.analysis.ExperimentResult` of the retraining folder.
+        The :class:`~raynas.results.analysis.ExperimentResult` of the retraining folder.
 
     Raises:
         ConfigError: Bad folder, trial, override, or an arch outside the retraining space.
@@ -408,8 +405,8 @@ def _fit(
     address: str | None,
     verbose: bool,
 ) -> Any:
-    from raynas.ray_setup import init_ray
-    from raynas.runner import fit_experiment
+    from raynas.experiment.ray_setup import init_ray
+    from raynas.experiment.runner import fit_experiment
 
     init_ray(address, exp.plugin_path)
     # The archs come from a fixed-proposal searcher, and the param_space is a run's, so

@@ -1,5 +1,5 @@
 """Loading an experiment config: a YAML file, a mapping or an Experiment, with ``--set``
-overrides, validated by the schema (:mod:`raynas.config`) into an :class:`Experiment`.
+overrides, validated by the schema (:mod:`raynas.experiment.config`) into an :class:`Experiment`.
 
 Example:
     >>> exp = load_config("examples/quickstart.yaml", overrides=["budget.trials=4"])
@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from raynas.config import ConfigError, Experiment, format_validation_error
+from raynas.experiment.config import ConfigError, Experiment, format_validation_error
 
 
 def yaml_problem(err: yaml.YAMLError) -> str:

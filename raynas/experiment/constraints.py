@@ -24,10 +24,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from raynas.config import Experiment
-from raynas.config_check import load_latency_model
-from raynas.config_load import load_config
-from raynas.config_rules import LATENCY_PRED_METRIC, parse_constraint, violated_constraints
+from raynas.experiment.config import Experiment
+from raynas.experiment.config_check import load_latency_model
+from raynas.experiment.config_load import load_config
+from raynas.experiment.config_rules import (
+    LATENCY_PRED_METRIC,
+    parse_constraint,
+    violated_constraints,
+)
 
 #: Cost metrics that do not depend on the device, so the driver can compute them (with the
 #: trainable's ``driver_cost``).

@@ -1,8 +1,8 @@
 """Experiment trackers from the config: ``callbacks: [tensorboard, csv, mlflow, wandb]``.
 
 Every run already writes TensorBoard event files (Tune's ``TBXLoggerCallback``) and the
-``result.json`` / ``progress.csv`` rows (:mod:`raynas.loggers`) into each trial folder, so
-``tensorboard``, ``csv`` and ``json`` are accepted and change nothing. ``mlflow`` and
+``result.json`` / ``progress.csv`` rows (:mod:`raynas.experiment.loggers`) into each trial folder,
+so ``tensorboard``, ``csv`` and ``json`` are accepted and change nothing. ``mlflow`` and
 ``wandb`` add Tune's logger callbacks for those services (behind the extras
 ``raynas[mlflow]`` and ``raynas[wandb]``), with what a NAS user compares runs by: each
 run is named by its trial folder, and carries the arch string (``arch_str``), the space and
@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from raynas.config import ConfigError, Experiment
+from raynas.experiment.config import ConfigError, Experiment
 
 #: Written by every run whatever the config says.
 ALWAYS_WRITTEN = ("tensorboard", "csv", "json")

@@ -1,9 +1,9 @@
 """PNG plots of an experiment: search progress, learning curves, Pareto fronts, op frequencies.
 
-Every function takes an :class:`~raynas.analysis.ExperimentResult` and a file path, draws with
-matplotlib's Agg backend (no display needed) and returns the path written, or None when the
+Every function takes an :class:`~raynas.results.analysis.ExperimentResult` and a file path, draws
+with matplotlib's Agg backend (no display needed) and returns the path written, or None when the
 experiment has nothing to show for that plot (say, no trained trial yet). :func:`plot_all`
-writes every plot that applies into a folder. The tables drawn come from :mod:`raynas.prep`,
+writes every plot that applies into a folder. The tables drawn come from :mod:`raynas.results.prep`,
 which the HTML report (:mod:`raynas.report`) draws too. Accuracies are fractions, as the CLI
 prints them; counts (trials, epochs) have integer ticks; legends sit outside the axes so no
 point hides behind them; loss axes are clipped to robust percentiles so one spike does not
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from raynas.prep import (
+from raynas.results.prep import (
     COSTS,
     best_so_far,
     cell_op_shares,
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from raynas.analysis import ExperimentResult
+    from raynas.results.analysis import ExperimentResult
 
 __all__ = [
     "COSTS",

@@ -4,9 +4,9 @@ Every error names the field path, shows the bad value and says the fix::
 
     train.lr: must be > 0, got -1.0
 
-Loading (YAML, ``--set`` overrides) is :mod:`raynas.config_load`; the checks that need the
-registries, the file system or the hardware are :mod:`raynas.config_check`; the constraint
-language and the dataset rules are :mod:`raynas.config_rules`.
+Loading (YAML, ``--set`` overrides) is :mod:`raynas.experiment.config_load`; the checks that need
+the registries, the file system or the hardware are :mod:`raynas.experiment.config_check`; the
+constraint language and the dataset rules are :mod:`raynas.experiment.config_rules`.
 
 Example:
     >>> exp = raynas.load_config("examples/quickstart.yaml", overrides=["budget.trials=4"])
@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from raynas.config_rules import limit_problem, parse_constraint
+from raynas.experiment.config_rules import limit_problem, parse_constraint
 
 SCHEDULERS = ("fifo", "asha", "hyperband", "median", "pbt_evolution")
 

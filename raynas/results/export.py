@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from raynas.analysis import ExperimentResult
+    from raynas.results.analysis import ExperimentResult
 
 ARCH_FILE, WEIGHTS_FILE, TORCHSCRIPT_FILE, PROGRAM_FILE, ONNX_FILE, README_FILE = (
     "arch.json",
@@ -98,7 +98,7 @@ logits = model(torch.rand(1, {shape}))
 model = torch.jit.load("model.ts").eval()
 
 # or rebuild the network with raynas: the same raw inputs, normalised inside
-from raynas.export import load_exported
+from raynas.results.export import load_exported
 model = load_exported(".")  # this folder: arch.json + weights.pt
 ```
 
@@ -183,7 +183,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def _pick_trial(result: ExperimentResult, trial_id: str | None) -> Any:
-    from raynas.config import ConfigError
+    from raynas.experiment.config import ConfigError
 
     trials = result.trials
     if trial_id is None:
@@ -205,14 +205,14 @@ def _pick_trial(result: ExperimentResult, trial_id: str | None) -> Any:
 
 def _check_experiment_folder(folder: Path) -> None:
     """Refuse a ``dir`` that does not exist or holds no experiment, naming the argument."""
-    from raynas.analysis import experiment_folder
+    from raynas.results.analysis import experiment_folder
 
     experiment_folder(folder)
 
 
 def _check_out(out_dir: Path, overwrite: bool) -> None:
     """Refuse an ``--out`` that is a file, or a non-empty folder without ``overwrite``."""
-    from raynas.config import ConfigError
+    from raynas.experiment.config import ConfigError
 
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(
@@ -236,7 +236,7 @@ def export_trial(
     """Export a trial (default: the best one) into ``out``.
 
     Args:
-        experiment: The experiment folder or its :class:`~raynas.analysis.ExperimentResult`.
+        experiment: The experiment folder or its :class:`~raynas.results.analysis.ExperimentResult`.
         out: Output folder: new or empty, unless ``overwrite``.
         trial_id: The trial to export; None (or ``best=True``) exports the best trial.
         best: Export the best trial by the objective.
@@ -255,9 +255,9 @@ def export_trial(
     import torch
     from torch import nn
 
-    from raynas.analysis import ExperimentResult, load
-    from raynas.config import ConfigError
-    from raynas.retrain import DERIVED_ARCH_FILE
+    from raynas.experiment.config import ConfigError
+    from raynas.files import DERIVED_ARCH_FILE
+    from raynas.results.analysis import ExperimentResult, load
     from trainables import checkpoint
 
     if not isinstance(experiment, ExperimentResult):

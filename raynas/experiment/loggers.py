@@ -22,7 +22,7 @@ Tune's staging and upload remain, and a storage copy replaces the driver's copy 
 driver has none (a resume in a new Ray session, another machine).
 
 :func:`rows_dir` says where a trial's rows are; the journal cuts, through it, the rows a resumed
-trial will report again (:func:`raynas.journal.drop_stale_rows`).
+trial will report again (:func:`raynas.experiment.journal.drop_stale_rows`).
 """
 
 from __future__ import annotations

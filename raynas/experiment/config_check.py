@@ -1,7 +1,7 @@
 """The config's semantic checks: what the registries, the files and the hardware say.
 
-The schema (:mod:`raynas.config`) checks each field alone; :func:`check_experiment` checks
-the whole experiment before Ray starts (the space resolves, the strategy takes its arguments,
+The schema (:mod:`raynas.experiment.config`) checks each field alone; :func:`check_experiment`
+checks the whole experiment before Ray starts (the space resolves, the strategy takes its arguments,
 the trainable reports the metrics, the dataset and the resources exist), and the trainable's
 capabilities decide ``checkpoint.every`` and ``reuse_actors`` left null. The registries and
 the strategies are imported inside the functions: they are a higher layer than the config.
@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from raynas.config import ConfigError, Experiment
-from raynas.config_load import yaml_problem
-from raynas.config_rules import EMBEDDED_DATASETS, LATENCY_PRED_METRIC, parse_constraint
+from raynas.experiment.config import ConfigError, Experiment
+from raynas.experiment.config_load import yaml_problem
+from raynas.experiment.config_rules import EMBEDDED_DATASETS, LATENCY_PRED_METRIC, parse_constraint
 
 
 def trainable_capabilities(trainable: Any) -> tuple[bool, bool]:
@@ -142,7 +142,7 @@ def check_experiment(exp: Experiment, *, address: str | None = None) -> None:
 
     errors.extend(latency_model_problems(exp, load=space is not None))
     if exp.callbacks:
-        from raynas.tracking import check_tracking
+        from raynas.experiment.tracking import check_tracking
 
         errors.extend(check_tracking(exp))
 
@@ -197,7 +197,7 @@ def check_experiment(exp: Experiment, *, address: str | None = None) -> None:
             errors.append(f"strategy: {err}")
 
     try:
-        from raynas.schedulers import build_scheduler
+        from raynas.experiment.schedulers import build_scheduler
 
         build_scheduler(exp)
     except ConfigError as err:

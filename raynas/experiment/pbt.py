@@ -19,7 +19,7 @@ grace waits at each barrier like the others but is left out of the ranking there
 
 A mutation that breaks a constraint the driver can check (``params``, ``flops``) is drawn
 again (up to :data:`MUTATION_TRIES` times, then the child keeps its donor's architecture).
-:mod:`raynas.schedulers` builds it from the experiment's ``scheduler`` section.
+:mod:`raynas.experiment.schedulers` builds it from the experiment's ``scheduler`` section.
 """
 
 from __future__ import annotations
@@ -109,8 +109,8 @@ class ArchPBT(PopulationBasedTraining):
     a resume.
 
     Tune does not save a scheduler with the experiment. This one is saved by the experiment
-    journal (``raynas.journal.Journal``, which sets :attr:`journal`) after every result: the
-    population's per-trial state (last score, last checkpoint, the time of its last
+    journal (``raynas.experiment.journal.Journal``, which sets :attr:`journal`) after every result:
+    the population's per-trial state (last score, last checkpoint, the time of its last
     perturbation, the synchronous barrier ``_next_perturbation_sync``), the explorer with its
     RNG, and the state of Python's ``random``, from which Tune's PBT picks the trial to clone.
     A checkpoint still being saved when the state is written (a Ray future) is saved as the

@@ -22,7 +22,7 @@ rungs. Two files close those gaps:
   atomically after every result the scheduler saw; Tune's trials inside it are stored by id and
   bound to the restored trials at the first step of the resumed run.
 
-PBT (``pbt_evolution``, :class:`raynas.pbt.ArchPBT`) is saved too: its population's
+PBT (``pbt_evolution``, :class:`raynas.experiment.pbt.ArchPBT`) is saved too: its population's
 state, its synchronous barrier, its explorer's RNG and Python's ``random``. An exploit changes
 Tune's trials (config, checkpoint) as well as the scheduler, so PBT's state is saved inside
 ``raynas_snapshot.pkl``, with the Tune state of the same step, and put back with it.
@@ -50,8 +50,8 @@ from typing import Any
 
 from ray.tune import Callback
 
+from raynas.experiment.loggers import rows_dir
 from raynas.files import JOURNAL_FILE, SNAPSHOT_FILE, STATE_FILE, trial_dirs, trial_dirs_of
-from raynas.loggers import rows_dir
 
 __all__ = ["Journal", "apply_journal", "install_snapshot", "read_journal"]
 
@@ -220,7 +220,7 @@ def _complete_result_file(
 
 def drop_stale_rows(trial_dir: Path, iteration: Any) -> int:
     """Cut the rows of ``iteration`` and later from a resumed trial's ``result.json`` and
-    ``progress.csv`` (in :func:`raynas.loggers.rows_dir`, where the loggers write them).
+    ``progress.csv`` (in :func:`raynas.experiment.loggers.rows_dir`, where the loggers write them).
 
     A trial killed after reporting epoch k but before Tune recorded its epoch-k checkpoint
     resumes from an older checkpoint and reports epoch k again; Tune's logger appends, so the
@@ -414,7 +414,8 @@ class Journal(Callback):
     Args:
         folder: The experiment folder (local).
         scheduler: The run's Tune scheduler; saved and restored when it is one of raynas'
-            stopping schedulers (:class:`raynas.schedulers.DurableStops`), else left to Tune.
+            stopping schedulers (:class:`raynas.experiment.schedulers.DurableStops`), else
+            left to Tune.
         searcher: The raynas searcher (None under PBT), told about journaled trials on resume.
     """
 
