@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from raynas.files import DERIVED_ARCH_FILE
 from trainables.base import ReusableTrainable
 from trainables.child import (
     build_child,
@@ -91,7 +92,6 @@ __all__ = [
     "parse_search_args",
 ]
 
-DERIVED_ARCH_FILE = "derived_arch.json"
 CHECKPOINT_FILE = "oneshot.pt"
 METRICS = (
     "val_acc",
