@@ -26,17 +26,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _kv(text: str) -> tuple[str, Any]:
-    import yaml
-
-    key, _, raw = text.partition("=")
-    return key.strip(), yaml.safe_load(raw)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark; returns (and prints last) the summary as a dict."""
+    from raynas.cli_args import add_space_args
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--space-arg", dest="space_args", action="append", type=_kv, default=[])
+    add_space_args(p)  # KEY=VALUE, the value read as YAML; a malformed one exits 2
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--input-shape", default="3,32,32")
