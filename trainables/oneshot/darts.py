@@ -35,7 +35,7 @@ Options (``trainable_args``): see :class:`DartsOptions`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal, Protocol, cast
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,7 @@ from torch.func import functional_call
 from trainables.oneshot.common import OneShotOptions, OneShotTrainable, TrainTally
 
 __all__ = [
+    "AlphaOptions",
     "AlphaTrainable",
     "DartsOptions",
     "DartsTrainable",
@@ -62,24 +63,33 @@ Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 REMEDIES = ("early_stop", "darts_minus")
 
 
-class DartsOptions(OneShotOptions):
-    """Options of the ``darts`` trainable (keys of ``trainable_args``).
+class AlphaOptions(OneShotOptions):
+    """Options of the methods that learn architecture weights with Adam (DARTS, GDAS).
 
     Attributes:
-        order: 1 (first-order DARTS) or 2 (second order, the unrolled architect step).
         arch_lr: Adam learning rate of the architecture weights.
         arch_weight_decay: Adam (L2) weight decay of the architecture weights.
         arch_betas: Adam betas of the architecture weights.
         arch_init_scale: Architecture weights start as ``arch_init_scale * N(0, 1)``.
+    """
+
+    arch_lr: float = Field(3e-4, gt=0.0)
+    arch_weight_decay: float = Field(1e-3, ge=0.0)
+    arch_betas: tuple[Beta, Beta] = (0.5, 0.999)
+    arch_init_scale: float = Field(1e-3, ge=0.0)
+
+
+class DartsOptions(AlphaOptions):
+    """Options of the ``darts`` trainable (keys of ``trainable_args``): :class:`AlphaOptions`'
+    and these.
+
+    Attributes:
+        order: 1 (first-order DARTS) or 2 (second order, the unrolled architect step).
         remedy: Against collapse: None, ``"early_stop"`` or ``"darts_minus"``.
         darts_minus_beta: Initial weight of the DARTS- auxiliary skip connection.
     """
 
     order: Literal[1, 2] = 2
-    arch_lr: float = Field(3e-4, gt=0.0)
-    arch_weight_decay: float = Field(1e-3, ge=0.0)
-    arch_betas: tuple[Beta, Beta] = (0.5, 0.999)
-    arch_init_scale: float = Field(1e-3, ge=0.0)
     remedy: Literal["early_stop", "darts_minus"] | None = None
     darts_minus_beta: float = Field(1.0, ge=0.0)
 
@@ -240,19 +250,6 @@ def second_order_arch_grads(
 
 
 # --- the trainables ------------------------------------------------------------------------
-class _ArchOptions(Protocol):
-    """The options of a method with Adam-trained architecture weights (DARTS, GDAS)."""
-
-    @property
-    def arch_lr(self) -> float: ...
-    @property
-    def arch_weight_decay(self) -> float: ...
-    @property
-    def arch_betas(self) -> tuple[float, float]: ...
-    @property
-    def arch_init_scale(self) -> float: ...
-
-
 class AlphaTrainable(OneShotTrainable):
     """Base of the methods that learn architecture weights ``alpha`` with Adam (DARTS, GDAS).
 
@@ -260,18 +257,20 @@ class AlphaTrainable(OneShotTrainable):
     the alphas and their optimizer are the method's checkpointed state.
     """
 
+    OPTIONS: ClassVar[type[OneShotOptions]] = AlphaOptions
+    opts: AlphaOptions
+
     def _setup_method(self) -> None:
-        opts = cast("_ArchOptions", self.opts)  # a subclass's OPTIONS carry the arch_* fields
         self.alphas = self.net.init_alphas(
-            scale=opts.arch_init_scale,
+            scale=self.opts.arch_init_scale,
             generator=torch.Generator().manual_seed(self.seed),
             device=self.device,
         )
         self.arch_optimizer = torch.optim.Adam(
             list(self.alphas.values()),
-            lr=opts.arch_lr,
-            betas=opts.arch_betas,
-            weight_decay=opts.arch_weight_decay,
+            lr=self.opts.arch_lr,
+            betas=self.opts.arch_betas,
+            weight_decay=self.opts.arch_weight_decay,
         )
 
     def _method_state(self) -> dict[str, Any]:

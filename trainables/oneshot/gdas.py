@@ -40,30 +40,23 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, ValidationInfo, field_validator
 
-from trainables.oneshot.common import OneShotOptions, TrainTally
-from trainables.oneshot.darts import AlphaTrainable, arch_entropy, softmax_weights
+from trainables.oneshot.common import TrainTally
+from trainables.oneshot.darts import AlphaOptions, AlphaTrainable, arch_entropy, softmax_weights
 
 Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 __all__ = ["GdasOptions", "GdasTrainable", "gumbel_path"]
 
 
-class GdasOptions(OneShotOptions):
-    """Options of the ``gdas`` trainable (keys of ``trainable_args``).
+class GdasOptions(AlphaOptions):
+    """Options of the ``gdas`` trainable (keys of ``trainable_args``): :class:`AlphaOptions`'
+    and these.
 
     Attributes:
-        arch_lr: Adam learning rate of the architecture weights.
-        arch_weight_decay: Adam (L2) weight decay of the architecture weights.
-        arch_betas: Adam betas of the architecture weights.
-        arch_init_scale: Architecture weights start as ``arch_init_scale * N(0, 1)``.
         tau_max: Gumbel-softmax temperature at the first epoch.
         tau_min: Temperature at the last epoch.
     """
 
-    arch_lr: float = Field(3e-4, gt=0.0)
-    arch_weight_decay: float = Field(1e-3, ge=0.0)
-    arch_betas: tuple[Beta, Beta] = (0.5, 0.999)
-    arch_init_scale: float = Field(1e-3, ge=0.0)
     tau_max: float = Field(10.0, gt=0.0)
     tau_min: float = Field(0.1, gt=0.0)
 
