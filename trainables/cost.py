@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from search_spaces.models.genotypes import check_min_ints
+
 __all__ = [
     "Cost",
     "count_flops",
@@ -149,9 +151,7 @@ def latency_samples_ms(
     Raises:
         ValueError: On a bad argument or a ``device`` other than the model's.
     """
-    for name, value, low in (("batch", batch, 1), ("warmup", warmup, 0), ("repeats", repeats, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name}: must be an int >= {low}, got {value!r}")
+    check_min_ints(("batch", batch, 1), ("warmup", warmup, 0), ("repeats", repeats, 1))
     x = _dummy_input(model, input_shape, device, batch=batch)
     if channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
